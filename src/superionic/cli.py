@@ -1,0 +1,90 @@
+"""``superionic`` command line: one sub-command per DVC stage, plus tools.
+
+Every stage command reads ``params.yaml`` (validated against the schemas in
+:mod:`superionic.config`) and calls ``run_stage(cfg)`` in its module; the
+module does the I/O and logging around pure functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+# stage name -> module with ``run_stage(cfg)``
+STAGES: dict[str, str] = {
+    "ingest": "superionic.data.ingest",
+    "featurize": "superionic.features.stage",
+    "dataset": "superionic.data.dataset",
+    "tune": "superionic.models.tune",
+    "evaluate": "superionic.models.evaluate",
+    "importance": "superionic.models.importance",
+    "ensemble": "superionic.models.ensemble",
+    "ablation": "superionic.models.ablation",
+    "mp-pool": "superionic.screening.pool",
+    "thermo": "superionic.screening.thermo",
+    "funnel": "superionic.screening.funnel",
+    "screen-predict": "superionic.screening.predict",
+    "nasicon-data": "superionic.nasicon.data",
+    "nasicon-sis": "superionic.nasicon.sis",
+    "nasicon-mlr": "superionic.nasicon.mlr",
+    "nasicon-svc": "superionic.nasicon.svc",
+    "aimd": "superionic.md.aimd",
+    "mlip-md": "superionic.md.mlip",
+    "md-report": "superionic.md.report",
+}
+
+# tool name -> module with ``main(argv)``
+TOOLS: dict[str, str] = {
+    "predict": "superionic.models.predict",
+}
+
+
+def _compose_params(argv: list[str]) -> int:
+    from superionic.config import compose_raw, dump_params, validate
+
+    parser = argparse.ArgumentParser(
+        prog="superionic compose-params",
+        description="Compose conf/ into params.yaml (what `dvc exp run` does before running).",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=xu")
+    parser.add_argument("--output", default="params.yaml")
+    args = parser.parse_args(argv)
+    raw = compose_raw(args.overrides)
+    validate(raw)
+    dump_params(raw, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    commands = sorted([*STAGES, *TOOLS, "compose-params"])
+    if not argv or argv[0] in {"-h", "--help"}:
+        print("usage: superionic COMMAND [options]\n\ncommands:\n  " + "\n  ".join(commands))
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "compose-params":
+        return _compose_params(rest)
+    if command in TOOLS:
+        return int(importlib.import_module(TOOLS[command]).main(rest) or 0)
+    if command not in STAGES:
+        print(f"unknown command {command!r}; choose from: {', '.join(commands)}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog=f"superionic {command}")
+    parser.add_argument("--params", default="params.yaml", help="resolved configuration")
+    args = parser.parse_args(rest)
+
+    from superionic.config import load_params
+
+    cfg = load_params(args.params)
+    importlib.import_module(STAGES[command]).run_stage(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""Typed configuration: one dataclass schema per ``conf/`` group.
+
+``conf/`` is the single source of truth. DVC's Hydra integration composes it
+into ``params.yaml`` (``dvc exp run``); ``superionic compose-params`` does the
+same for ``dvc repro``. Every stage reads ``params.yaml`` through
+:func:`load_params`, which merges it onto these schemas in struct mode, so a
+misspelt or unknown key fails with its full dotted name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from superionic.md.config import MDConfig
+from superionic.models.config import ClassifierConfig, ModelsConfig, ModelSpec
+from superionic.nasicon.config import DescriptorConfig, NasiconConfig
+from superionic.screening.config import ScreenConfig
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = "superionic"
+    # MLFLOW_TRACKING_URI, when set, wins over this so a team can point every
+    # stage at a shared tracking server without editing the config.
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_dir: str = "mlartifacts"
+
+
+@dataclass
+class PathsConfig:
+    """Outputs of the foundation stages (dvc.yaml interpolates these)."""
+
+    interim: str = MISSING
+    rejected_rows: str = MISSING
+    repairs: str = MISSING
+    ingest_metrics: str = MISSING
+    composition_features: str = MISSING
+    featurize_metrics: str = MISSING
+    dataset: str = MISSING
+    data_report: str = MISSING
+    duplicate_conflicts: str = MISSING
+    dataset_metrics: str = MISSING
+
+
+@dataclass
+class IngestConfig:
+    """Reading and cleaning the literature conductivity sources."""
+
+    # Room-temperature window in degrees Celsius, inclusive. Sources without a
+    # temperature column are room-temperature databases by construction.
+    room_temperature_min_c: float = 15.0
+    room_temperature_max_c: float = 35.0
+    # Which source files make up each dataset variant (keys of SOURCES in
+    # superionic.data.sources). Every variant is summarised in the data report.
+    variants: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetConfig:
+    """The ``dataset`` group: which variant feeds the classifier."""
+
+    variant: str = MISSING
+    # Superionic label: sigma >= threshold (S/cm).
+    label_threshold: float = 1.0e-4
+    # How duplicates (same reduced formula) collapse to one material:
+    # "median" takes the median log10 sigma, "max" the highest.
+    dedup_rule: str = "median"
+
+
+@dataclass
+class FeaturesConfig:
+    """The ``features`` group: composition descriptors, optionally structure."""
+
+    name: str = MISSING
+    structural: bool = False
+    n_jobs: int = 1
+    chunksize: int = 200
+
+
+@dataclass
+class Config:
+    data_dir: str = MISSING
+    seed: int = 0
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
+    descriptor: DescriptorConfig = field(default_factory=DescriptorConfig)
+    nasicon: NasiconConfig = field(default_factory=NasiconConfig)
+    md: MDConfig = field(default_factory=MDConfig)
+
+
+GROUP_SCHEMAS: dict[str, type] = {
+    "dataset": DatasetConfig,
+    "features": FeaturesConfig,
+    "model": ModelSpec,
+    "screen": ScreenConfig,
+    "descriptor": DescriptorConfig,
+    "md": MDConfig,
+}
+
+
+def register_configs() -> None:
+    """Register the root and group schemas with Hydra's ConfigStore."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="superionic_schema", node=Config)
+    for group, schema in GROUP_SCHEMAS.items():
+        store.store(group=group, name=f"{group}_schema", node=schema)
+
+
+def validate(raw: DictConfig | dict[str, Any]) -> DictConfig:
+    """Merge ``raw`` onto the schema; unknown keys and wrong types raise."""
+    schema = OmegaConf.structured(Config)
+    merged = OmegaConf.merge(schema, raw)
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        raise ValueError(f"configuration is missing required keys: {', '.join(missing)}")
+    return merged
+
+
+def compose_raw(overrides: list[str] | None = None, conf_dir: Path | None = None) -> DictConfig:
+    """Compose ``conf/`` exactly as DVC's Hydra integration does (same key order)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(conf_dir or CONF_DIR), version_base=None):
+        cfg = hydra_compose(config_name="config", overrides=list(overrides or []))
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def compose(overrides: list[str] | None = None, conf_dir: Path | None = None) -> DictConfig:
+    """Compose ``conf/`` and validate it against the schemas."""
+    return validate(compose_raw(overrides, conf_dir))
+
+
+def load_params(path: str | Path = "params.yaml") -> DictConfig:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: run stages from the project root, or `superionic compose-params`"
+        )
+    return validate(OmegaConf.load(path))
+
+
+def dump_params(cfg: DictConfig, path: str | Path = "params.yaml") -> None:
+    Path(path).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")

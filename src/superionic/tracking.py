@@ -1,0 +1,161 @@
+"""The one MLflow helper every stage uses.
+
+Each stage run records: the resolved configuration (as params and as a YAML
+artifact), the git commit (and whether the tree was dirty), the versions of
+the packages that shape the numbers, and the DVC stage name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+TRACKED_PACKAGES = (
+    "superionic",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "lightgbm",
+    "xgboost-cpu",
+    "optuna",
+    "matminer",
+    "pymatgen",
+    "torch",
+    "chgnet",
+    "ase",
+    "dvc",
+    "hydra-core",
+    "mlflow",
+)
+
+# MLflow refuses param values longer than this; longer ones go to the YAML artifact only.
+_MAX_PARAM_LEN = 500
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not-installed"
+    return versions
+
+
+def git_commit(cwd: Path | None = None) -> tuple[str, bool]:
+    """Return (commit, dirty); ("unknown", True) outside a git checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", True
+    return commit, bool(status.strip())
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _configure(cfg: DictConfig) -> None:
+    import mlflow
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is None:
+        artifact_location = None
+        if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri:
+            # A local backend keeps artifacts in a local folder beside it.
+            artifact_location = Path(cfg.tracking.artifact_dir).resolve().as_uri()
+        mlflow.create_experiment(cfg.tracking.experiment, artifact_location=artifact_location)
+    mlflow.set_experiment(cfg.tracking.experiment)
+
+
+@contextlib.contextmanager
+def stage_run(
+    stage: str,
+    cfg: DictConfig,
+    sections: list[str] | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+) -> Iterator[Any]:
+    """Open an MLflow run for a DVC stage and record its provenance.
+
+    ``sections`` limits the params logged to the config sections the stage
+    reads (the whole resolved config is always stored as ``config.yaml``).
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    if not nested:
+        _configure(cfg)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    commit, dirty = git_commit()
+    with mlflow.start_run(run_name=run_name or stage, nested=nested) as run:
+        mlflow.set_tags(
+            {
+                "dvc_stage": stage,
+                "git_commit": commit,
+                "git_dirty": str(dirty),
+                **{f"version.{k}": v for k, v in package_versions().items()},
+            }
+        )
+        chosen = container if sections is None else {s: container[s] for s in sections}
+        params = {
+            k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in flatten(chosen).items()
+        }
+        params = {k: v for k, v in params.items() if len(str(v)) <= _MAX_PARAM_LEN}
+        if params:
+            mlflow.log_params(params)
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        mlflow.log_dict(package_versions(), "package_versions.json")
+        yield run
+
+
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    """Log the numeric entries of a (possibly nested) metrics mapping."""
+    import mlflow
+
+    numeric = {
+        k: float(v)
+        for k, v in flatten(metrics).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    if numeric:
+        mlflow.log_metrics(numeric, step=step)
+
+
+def log_artifacts(paths: list[str | Path], artifact_path: str | None = None) -> None:
+    import mlflow
+
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+        elif path.exists():
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)
