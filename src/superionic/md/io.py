@@ -1,0 +1,143 @@
+"""Readers for the reference AIMD trajectories and the MLIP run files.
+
+AIMD files (Kang et al. 2023, ``aimd/<mp-id>/<T>K.json.gz``) are gzipped JSON
+whose content is a JSON *string* holding a serialized pymatgen
+``DiffusionAnalyzer`` dict. We read it directly (no dependency on
+pymatgen-analysis-diffusion): ``structure`` (Structure dict), ``displacements``
+(per site, per frame, Cartesian A, frames every ``step_skip`` MD steps),
+``time_step`` (fs), ``temperature`` (K).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from pymatgen.core import Structure
+
+from superionic.md.analysis import Trajectory
+
+AIMD_FILE_RE = re.compile(r"^(\d+(?:\.\d+)?)K\.json\.gz$")
+REQUIRED_KEYS = ("structure", "displacements", "temperature", "time_step", "step_skip")
+
+
+def read_aimd_dict(path: Path) -> dict:
+    """Decode one AIMD file (double-encoded JSON) into the analyzer dict."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        payload = json.load(fh)
+    if isinstance(payload, str):
+        payload = json.loads(payload)
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: expected a DiffusionAnalyzer dict, got {type(payload).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise ValueError(f"{path}: missing keys {missing}")
+    return payload
+
+
+def trajectory_from_aimd_dict(d: dict, material: str, source: str = "") -> tuple[Trajectory, Structure]:
+    structure = Structure.from_dict(d["structure"])
+    disp = np.asarray(d["displacements"], dtype=np.float64)
+    if disp.ndim != 3 or disp.shape[0] != len(structure) or disp.shape[2] != 3:
+        raise ValueError(
+            f"{source}: displacements shape {disp.shape} does not match {len(structure)} sites"
+        )
+    # the analyzer stores displacements from the first frame; make that exact
+    disp = disp - disp[:, :1, :]
+    traj = Trajectory(
+        material=material,
+        temperature=float(d["temperature"]),
+        species=tuple(site.specie.symbol for site in structure),
+        displacements=disp,
+        frame_interval_fs=float(d["time_step"]) * int(d["step_skip"]),
+        volume=float(structure.volume),
+        formula=structure.composition.reduced_formula,
+        source=source,
+    )
+    return traj, structure
+
+
+def list_aimd_files(root: Path) -> list[tuple[str, float, Path]]:
+    """(material, temperature, path) for every ``<mp-id>/<T>K.json.gz``, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"AIMD folder {root} not found (md.aimd.data)")
+    found = []
+    for path in root.glob("*/*.json.gz"):
+        m = AIMD_FILE_RE.match(path.name)
+        if m is None:
+            raise ValueError(f"{path}: file name is not <T>K.json.gz")
+        found.append((path.parent.name, float(m.group(1)), path))
+    if not found:
+        raise FileNotFoundError(f"no <mp-id>/<T>K.json.gz files under {root} (md.aimd.data)")
+    return sorted(found, key=lambda x: (x[0], x[1]))
+
+
+def load_aimd(root: Path) -> list[tuple[Trajectory, Structure]]:
+    out = []
+    for material, _, path in list_aimd_files(root):
+        d = read_aimd_dict(path)
+        out.append(trajectory_from_aimd_dict(d, material, source=f"{material}/{path.name}"))
+    return out
+
+
+def starting_structures(root: Path, materials: list[str] | None = None) -> dict[str, Structure]:
+    """Starting structure of each AIMD material: the cell most of its runs share.
+
+    (One run, mp-19896/1700K, is on a different, 8-atom cell.)
+    """
+    files = list_aimd_files(root)
+    known = sorted({m for m, _, _ in files})
+    if materials:
+        unknown = sorted(set(materials) - set(known))
+        if unknown:
+            raise ValueError(f"md.mlip.materials: {unknown} not under {root}; known: {known}")
+    wanted = set(materials) if materials else set(known)
+    by_material: dict[str, list[Structure]] = {}
+    for material, _, path in files:
+        if material in wanted:
+            by_material.setdefault(material, []).append(
+                Structure.from_dict(read_aimd_dict(path)["structure"])
+            )
+    out = {}
+    for material, structures in sorted(by_material.items()):
+        sizes = [len(s) for s in structures]
+        majority = max(set(sizes), key=lambda n: (sizes.count(n), n))
+        out[material] = next(s for s in structures if len(s) == majority)
+    return out
+
+
+def save_trajectory(path: Path, traj: Trajectory, thermo: dict[str, np.ndarray]) -> None:
+    """MLIP run -> compressed npz (float32 displacements: 1e-6 A is far below any signal)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path,
+        material=np.array(traj.material),
+        temperature=np.array(traj.temperature),
+        species=np.array(traj.species),
+        displacements=traj.displacements.astype(np.float32),
+        frame_interval_fs=np.array(traj.frame_interval_fs),
+        volume=np.array(traj.volume),
+        formula=np.array(traj.formula),
+        source=np.array(traj.source),
+        **{f"thermo_{k}": np.asarray(v) for k, v in thermo.items()},
+    )
+
+
+def load_trajectory(path: Path) -> tuple[Trajectory, dict[str, np.ndarray]]:
+    with np.load(path, allow_pickle=False) as z:
+        traj = Trajectory(
+            material=str(z["material"]),
+            temperature=float(z["temperature"]),
+            species=tuple(str(s) for s in z["species"]),
+            displacements=z["displacements"].astype(np.float64),
+            frame_interval_fs=float(z["frame_interval_fs"]),
+            volume=float(z["volume"]),
+            formula=str(z["formula"]),
+            source=str(z["source"]),
+        )
+        thermo = {k[len("thermo_") :]: z[k] for k in z.files if k.startswith("thermo_")}
+    return traj, thermo

@@ -1,0 +1,427 @@
+"""Stage ``mlip-md``: NVT molecular dynamics with a pretrained universal potential
+(CHGNet, weights bundled in the ``chgnet`` package: nothing is downloaded),
+then the same MSD/Arrhenius analysis as the AIMD stage.
+
+Integrator: ASE velocity Verlet with the Bussi stochastic velocity-rescaling
+thermostat by default. It samples the canonical ensemble but acts on the
+total kinetic energy only, so single-ion dynamics (and hence D) are barely
+perturbed, unlike Langevin friction on every atom; ``langevin`` is available
+for comparison. The calculator asks CHGNet for energies and forces only
+(``task="ef"``): NVT needs no stress or magnetic moments, and skipping them
+is cheaper.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from pymatgen.core import Lattice, Structure
+
+from superionic.md import plots
+from superionic.md import tables as T
+from superionic.md.analysis import REASON_UNSTABLE, Trajectory
+from superionic.md.io import load_trajectory, save_trajectory, starting_structures
+
+log = logging.getLogger(__name__)
+
+RUNS_CSV = "mlip_runs.csv"
+FITS_CSV = "mlip_arrhenius.csv"
+METRICS_JSON = "mlip_metrics.json"
+TIMING_JSON = "mlip_timing.json"
+FIGURE = "mlip_arrhenius.png"
+TRAJ_DIR = "mlip"
+
+THERMOSTATS = ("bussi", "langevin")
+DEVICES = ("cpu", "cuda", "auto")
+MODELS = ("0.3.0", "0.2.0", "r2scan")
+# a run whose mean production temperature is further than this (relative)
+# from the target is not at the temperature it claims: flagged unstable
+MAX_TEMPERATURE_DEVIATION = 0.15
+# thermostat time constant (fs) during equilibration
+EQUILIBRATION_TAU_FS = 20.0
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested not in DEVICES:
+        raise ValueError(f"md.mlip.device must be one of {DEVICES}, got {requested!r}")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "md.mlip.device=cuda but torch sees no CUDA device (CPU-only torch build or no GPU); "
+            "set md.mlip.device=cpu or auto"
+        )
+    return requested
+
+
+def load_model(name: str, device: str):
+    """The pretrained CHGNet bundled in the package (local file, no network)."""
+    from chgnet.model import CHGNet
+
+    if name not in MODELS:
+        raise ValueError(f"md.mlip.model must be one of {MODELS}, got {name!r}")
+    return CHGNet.load(model_name=name, use_device=device, verbose=False)
+
+
+def _calculator_class():
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class EnergyForceCalculator(Calculator):
+        """ASE calculator over a CHGNet model that computes energy and forces only."""
+
+        implemented_properties = ("energy", "free_energy", "forces")
+
+        def __init__(self, model, device: str):
+            super().__init__()
+            self.model = model
+            self.device = device
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            atoms = self.atoms
+            # ASE keeps MD positions unwrapped (we need that for displacements);
+            # the graph is built from wrapped fractional coordinates.
+            structure = Structure(
+                Lattice(np.asarray(atoms.cell.array)),
+                atoms.get_chemical_symbols(),
+                atoms.get_scaled_positions(wrap=True),
+            )
+            graph = self.model.graph_converter(structure)
+            pred = self.model.predict_graph(graph.to(self.device), task="ef")
+            factor = len(atoms) if self.model.is_intensive else 1
+            energy = float(pred["e"]) * factor
+            self.results = {
+                "energy": energy,
+                "free_energy": energy,
+                "forces": np.asarray(pred["f"], dtype=np.float64),
+            }
+
+    return EnergyForceCalculator
+
+
+def make_calculator(model, device: str):
+    return _calculator_class()(model, device)
+
+
+def supercell_for(structure: Structure, min_length: float) -> Structure:
+    """Replicate until every perpendicular cell width is >= ``min_length`` (A)."""
+    if min_length <= 0:
+        return structure.copy()
+    m = structure.lattice.matrix
+    vol = abs(np.linalg.det(m))
+    widths = [vol / np.linalg.norm(np.cross(m[(i + 1) % 3], m[(i + 2) % 3])) for i in range(3)]
+    scale = [max(1, math.ceil(min_length / w - 1e-9)) for w in widths]
+    return structure * scale
+
+
+def run_seed(seed: int, material: str, temperature: float) -> np.random.Generator:
+    """RNG of one run, independent of run order (seed, material, T)."""
+    ss = np.random.SeedSequence(entropy=seed, spawn_key=(zlib.crc32(material.encode()), int(round(temperature))))
+    return np.random.default_rng(ss)
+
+
+@dataclass(frozen=True)
+class MDTiming:
+    steps: int
+    n_atoms: int
+    wall_s: float
+
+    @property
+    def ms_per_step(self) -> float:
+        return 1000.0 * self.wall_s / max(self.steps, 1)
+
+    @property
+    def us_per_atom_step(self) -> float:
+        return 1e6 * self.wall_s / max(self.steps * self.n_atoms, 1)
+
+
+def run_nvt(
+    structure: Structure,
+    calculator,
+    *,
+    material: str,
+    temperature: float,
+    timestep_fs: float,
+    equilibration_steps: int,
+    steps: int,
+    sample_interval: int,
+    thermostat: str,
+    thermostat_time_fs: float,
+    rng: np.random.Generator,
+) -> tuple[Trajectory, dict[str, np.ndarray], MDTiming]:
+    """NVT MD; returns displacements from the first production frame and a thermo log."""
+    from ase import units
+    from ase.md.bussi import Bussi
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    if thermostat not in THERMOSTATS:
+        raise ValueError(f"md.mlip.thermostat must be one of {THERMOSTATS}, got {thermostat!r}")
+    if steps < sample_interval or sample_interval < 1:
+        raise ValueError("need md.mlip.steps >= md.mlip.sample_interval >= 1")
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.calc = calculator
+    thermalize_momenta(atoms, temperature, rng=rng)
+    Stationary(atoms)
+    dt = timestep_fs * units.fs
+
+    def thermostatted(tau_fs: float):
+        if thermostat == "bussi":
+            return Bussi(atoms, dt, temperature_K=temperature, taut=tau_fs * units.fs, rng=rng)
+        return Langevin(atoms, dt, temperature_K=temperature, friction=1.0 / (tau_fs * units.fs),
+                        rng=rng)  # fmt: skip
+
+    if equilibration_steps > 0:
+        # Started from the ideal lattice, half the kinetic energy flows into the
+        # potential energy within ~100 fs; tight coupling during equilibration
+        # brings the cell to temperature quickly, production uses the weak one.
+        thermostatted(min(thermostat_time_fs, EQUILIBRATION_TAU_FS)).run(equilibration_steps)
+    dyn = thermostatted(thermostat_time_fs)
+    n_samples = steps // sample_interval
+    origin = atoms.get_positions().copy()
+    disp = np.zeros((len(atoms), n_samples + 1, 3))
+    temps = np.zeros(n_samples + 1)
+    epot = np.zeros(n_samples + 1)
+    temps[0], epot[0] = atoms.get_temperature(), atoms.get_potential_energy()
+    start = time.perf_counter()
+    for i in range(1, n_samples + 1):
+        dyn.run(sample_interval)
+        disp[:, i, :] = atoms.get_positions() - origin
+        temps[i], epot[i] = atoms.get_temperature(), atoms.get_potential_energy()
+    wall = time.perf_counter() - start
+    traj = Trajectory(
+        material=material,
+        temperature=float(temperature),
+        species=tuple(atoms.get_chemical_symbols()),
+        displacements=disp,
+        frame_interval_fs=timestep_fs * sample_interval,
+        volume=float(atoms.get_volume()),
+        formula=structure.composition.reduced_formula,
+        source=f"{material}/{temperature:g}K",
+    )
+    thermo = {"temperature": temps, "potential_energy": epot}
+    return traj, thermo, MDTiming(steps=n_samples * sample_interval, n_atoms=len(atoms), wall_s=wall)
+
+
+def stability_problem(thermo: dict[str, np.ndarray], target: float) -> str | None:
+    """Why a run's thermodynamics cannot be trusted, or None."""
+    temps = np.asarray(thermo["temperature"], float)
+    epot = np.asarray(thermo["potential_energy"], float)
+    if not (np.all(np.isfinite(temps)) and np.all(np.isfinite(epot))):
+        return "non-finite energy or temperature"
+    mean_t = float(temps[1:].mean()) if temps.size > 1 else float(temps[0])
+    if abs(mean_t - target) > MAX_TEMPERATURE_DEVIATION * target:
+        return f"mean temperature {mean_t:.0f} K vs target {target:.0f} K"
+    return None
+
+
+# --- structures -----------------------------------------------------------------
+
+
+def cif_structures(cif_dir: str | None) -> dict[str, Structure]:
+    if not cif_dir:
+        return {}
+    folder = Path(cif_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"md.mlip.cif_dir {folder} is not a folder")
+    return {f"cif:{p.stem}": Structure.from_file(p) for p in sorted(folder.glob("*.cif"))}
+
+
+def candidate_structures(csv_path: str | None, id_column: str) -> tuple[dict[str, Structure], list[str]]:
+    """Fetch screening candidates from the Materials Project, when possible.
+
+    Needs ``MP_API_KEY`` in the environment, the optional ``mp-api`` package and
+    network. Without them it says so (returned notes, logged) and returns
+    nothing; the stage goes on with the structures it has.
+    """
+    notes: list[str] = []
+    if not csv_path:
+        return {}, notes
+    path = Path(csv_path)
+    if not path.exists():
+        raise FileNotFoundError(f"md.mlip.candidates_csv {path} does not exist")
+    table = pd.read_csv(path, keep_default_na=False)
+    if id_column not in table.columns:
+        raise ValueError(f"md.mlip.candidates_id_column {id_column!r} not in {path} columns {list(table.columns)}")
+    ids = sorted({str(x).strip() for x in table[id_column] if str(x).strip()})
+    if not ids:
+        notes.append(f"{path}: no candidate ids")
+        return {}, notes
+    key = os.environ.get("MP_API_KEY", "")
+    if not key:
+        notes.append(f"MP_API_KEY not set: {len(ids)} candidate structures from {path} NOT fetched")
+        return {}, notes
+    try:
+        from mp_api.client import MPRester
+    except ImportError:
+        notes.append(f"mp-api not installed (pip install mp-api): {len(ids)} candidates NOT fetched")
+        return {}, notes
+    out: dict[str, Structure] = {}
+    try:
+        with MPRester(key) as mpr:
+            for mpid in ids:
+                try:
+                    out[mpid] = mpr.get_structure_by_material_id(mpid)
+                except Exception as exc:  # one bad id (unknown, deprecated) must not stop the rest
+                    notes.append(f"{mpid}: not fetched ({type(exc).__name__}: {exc})")
+    except Exception as exc:  # network or authentication failure: say so, continue without
+        notes.append(f"Materials Project unreachable ({type(exc).__name__}: {exc}): candidates NOT fetched")
+    notes.append(f"fetched {len(out)} of {len(ids)} candidate structures from the Materials Project")
+    return out, notes
+
+
+def gather_structures(md: DictConfig) -> tuple[dict[str, Structure], list[str]]:
+    structures = dict(starting_structures(Path(md.aimd.data), list(md.mlip.materials) or None))
+    structures.update(cif_structures(md.mlip.cif_dir))
+    candidates, notes = candidate_structures(md.mlip.candidates_csv, md.mlip.candidates_id_column)
+    for mpid, s in candidates.items():
+        structures.setdefault(mpid, s)
+    for note in notes:
+        log.warning("%s", note)
+    return structures, notes
+
+
+# --- stage -------------------------------------------------------------------------
+
+
+# one model per process: the in-process run and each pool worker load it once
+_WORKER: dict = {}
+
+
+def _init_worker(model_name: str, device: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER["calc"] = make_calculator(load_model(model_name, device), device)
+
+
+def _simulate_one(job: dict) -> tuple[Trajectory, dict[str, np.ndarray], MDTiming]:
+    return run_nvt(job.pop("structure"), _WORKER["calc"], **job)
+
+
+def simulate_all(
+    structures: dict[str, Structure], mlip: DictConfig, seed: int, traj_dir: Path
+) -> tuple[list[Trajectory], list[str], list[dict]]:
+    """Run every (structure, temperature); returns trajectories, unstable runs, timings.
+
+    ``md.mlip.n_jobs`` > 1 runs that many independent runs at once in spawned
+    processes with ``md.mlip.threads`` torch threads each: on a few CPU cores,
+    single-threaded processes use them better than one multi-threaded one.
+    Each run has its own seed, so results do not depend on n_jobs.
+    """
+    device = resolve_device(mlip.device)
+    if mlip.threads < 1 or mlip.n_jobs < 1:
+        raise ValueError("md.mlip.threads and md.mlip.n_jobs must be >= 1")
+    jobs = []
+    for material, structure in sorted(structures.items()):
+        cell = supercell_for(structure, mlip.supercell_min_length)
+        for temperature in sorted(float(t) for t in mlip.temperatures):
+            jobs.append(dict(
+                structure=cell, material=material, temperature=temperature,
+                timestep_fs=float(mlip.timestep_fs), equilibration_steps=int(mlip.equilibration_steps),
+                steps=int(mlip.steps), sample_interval=int(mlip.sample_interval),
+                thermostat=str(mlip.thermostat), thermostat_time_fs=float(mlip.thermostat_time_fs),
+                rng=run_seed(seed, material, temperature),
+            ))  # fmt: skip
+    init_args = (str(mlip.model), device, int(mlip.threads))
+    if mlip.n_jobs == 1 or len(jobs) == 1:
+        _init_worker(*init_args)
+        outputs = [_simulate_one(dict(job)) for job in jobs]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: forking a process that has initialised torch threads can deadlock
+        with ProcessPoolExecutor(max_workers=min(int(mlip.n_jobs), len(jobs)),
+                                 mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=init_args) as pool:  # fmt: skip
+            outputs = list(pool.map(_simulate_one, [dict(job) for job in jobs]))
+    trajectories, unstable, timings = [], [], []
+    for job, (traj, thermo, timing) in zip(jobs, outputs, strict=True):
+        material, temperature = job["material"], job["temperature"]
+        save_trajectory(trajectory_path(traj_dir, material, temperature), traj, thermo)
+        problem = stability_problem(thermo, temperature)
+        if problem:
+            log.warning("%s at %g K unstable: %s", material, temperature, problem)
+            unstable.append(traj.source)
+        log.info("%s %g K: %d atoms, %d steps, %.1f ms/step, %.1f us/atom-step", material,
+                 temperature, timing.n_atoms, timing.steps, timing.ms_per_step,
+                 timing.us_per_atom_step)  # fmt: skip
+        timings.append({"run": traj.source, "n_atoms": timing.n_atoms, "steps": timing.steps,
+                        "wall_s": round(timing.wall_s, 3),
+                        "ms_per_step": round(timing.ms_per_step, 3),
+                        "us_per_atom_step": round(timing.us_per_atom_step, 3)})  # fmt: skip
+        trajectories.append(traj)
+    return trajectories, unstable, timings
+
+
+def trajectory_path(traj_dir: Path, material: str, temperature: float) -> Path:
+    return traj_dir / material.replace(":", "_") / f"{temperature:g}K.npz"
+
+
+def run_stage(cfg: DictConfig) -> None:
+    from superionic.tracking import log_artifacts, log_metrics, stage_run
+
+    md = cfg.md
+    out = Path(md.report_dir)
+    traj_dir = Path(md.out_dir) / TRAJ_DIR
+    with stage_run("mlip-md", cfg, sections=["md", "seed"]):
+        if traj_dir.exists():
+            # our own output folder: stale runs of another config must not linger
+            shutil.rmtree(traj_dir)
+        structures, notes = gather_structures(md)
+        if not structures:
+            raise ValueError("no structures to simulate (md.mlip.materials / cif_dir / candidates_csv)")
+        start = time.perf_counter()
+        trajectories, unstable, timings = simulate_all(structures, md.mlip, int(cfg.seed), traj_dir)
+        total_wall = time.perf_counter() - start
+        # analyse exactly the stored (float32) data, as a later re-analysis would
+        stored = [load_trajectory(trajectory_path(traj_dir, t.material, t.temperature))[0]
+                  for t in trajectories]  # fmt: skip
+        results, fits = T.analyze_trajectories(
+            stored, md.analysis, md.mlip.min_duration_ps,
+            extra_reasons={source: REASON_UNSTABLE for source in unstable},
+        )
+        runs_df = T.runs_frame(results)
+        fits_df = T.fits_frame(fits)
+        paths = [T.write_csv(runs_df, out / RUNS_CSV), T.write_csv(fits_df, out / FITS_CSV)]
+        metrics = T.summary_metrics(runs_df, fits_df)
+        metrics["label"] = str(md.mlip.label)
+        metrics["notes"] = notes
+        metrics["n_unstable"] = len(unstable)
+        paths.append(T.write_json(metrics, out / METRICS_JSON))
+        n_steps = sum(t["steps"] for t in timings)
+        n_atom_steps = sum(t["steps"] * t["n_atoms"] for t in timings)
+        md_wall = sum(t["wall_s"] for t in timings)
+        timing = {
+            "device": resolve_device(md.mlip.device),
+            "threads": int(md.mlip.threads),
+            "n_jobs": int(md.mlip.n_jobs),
+            "total_wall_s": round(total_wall, 1),
+            "production_steps": n_steps,
+            # all runs together, parallel jobs included
+            "steps_per_s_overall": round(n_steps / max(total_wall, 1e-9), 3),
+            "ms_per_step": round(1000.0 * md_wall / max(n_steps, 1), 2),
+            "us_per_atom_step": round(1e6 * md_wall / max(n_atom_steps, 1), 2),
+            "runs": timings,
+        }
+        # timings vary run to run: kept out of the (deterministic) metrics file
+        paths.append(T.write_json(timing, out / TIMING_JSON))
+        paths.append(plots.arrhenius_grid([plots.Series("MLIP", runs_df, fits_df, "tab:red")],
+                                          md.analysis.target_temperature, out / FIGURE))  # fmt: skip
+        log_metrics({k: v for k, v in metrics.items() if k not in ("materials", "notes")})
+        log_metrics({k: v for k, v in timing.items() if not isinstance(v, list | str)})
+        log_artifacts(paths)

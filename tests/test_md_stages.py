@@ -1,0 +1,129 @@
+"""AIMD reader on files in the published (double-encoded JSON) format, the
+AIMD stage end to end, and the comparison report."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from pymatgen.core import Lattice, Structure
+
+from superionic.config import compose
+from superionic.md import aimd, mlip, report
+from superionic.md import tables as T
+from superionic.md.analysis import K_B_EV, REASON_CELL_MISMATCH
+from superionic.md.io import load_aimd, starting_structures
+
+EA = 0.30
+
+
+def write_aimd_file(path, rng, temperature, n_li=16, n_s=16, n_frames=300):
+    """A DiffusionAnalyzer-like dict, JSON-encoded twice and gzipped, as published."""
+    n = n_li + n_s
+    structure = Structure(Lattice.cubic(10.0), ["Li"] * n_li + ["S"] * n_s, rng.random((n, 3)))
+    d_a2_fs = 1e-2 * math.exp(-EA / (K_B_EV * temperature))
+    frame_fs = 2.0 * 100
+    li = np.cumsum(rng.normal(0, math.sqrt(2 * d_a2_fs * frame_fs), size=(n_li, n_frames, 3)), axis=1)
+    s = rng.normal(0, 0.1, size=(n_s, n_frames, 3))
+    disp = np.concatenate([li, s])
+    disp -= disp[:, :1]
+    payload = {
+        "@module": "pymatgen.analysis.diffusion.analyzer",
+        "@class": "DiffusionAnalyzer",
+        "structure": structure.as_dict(),
+        "displacements": disp.tolist(),
+        "specie": "Li",
+        "temperature": temperature,
+        "time_step": 2.0,
+        "step_skip": 100,
+        "min_obs": 30,
+        "smoothed": "constant",
+        "avg_nsteps": 1000,
+        "lattices": [structure.lattice.matrix.tolist()],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        json.dump(json.dumps(payload), fh)
+
+
+@pytest.fixture(scope="module")
+def aimd_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("aimd")
+    rng = np.random.default_rng(0)
+    for t in (800, 1100, 1400):
+        write_aimd_file(root / "mp-1" / f"{t}K.json.gz", rng, float(t))
+    # a truncated run on a smaller cell, as mp-19896/1700K
+    write_aimd_file(root / "mp-1" / "1700K.json.gz", rng, 1700.0, n_li=2, n_s=2)
+    return root
+
+
+def small_cfg(tmp_path, aimd_dir):
+    cfg = compose()
+    OmegaConf.update(cfg, "md.aimd.data", str(aimd_dir))
+    OmegaConf.update(cfg, "md.report_dir", str(tmp_path / "reports" / "md"))
+    OmegaConf.update(cfg, "md.report", str(tmp_path / "reports" / "md.md"))
+    OmegaConf.update(cfg, "md.out_dir", str(tmp_path / "data"))
+    OmegaConf.update(cfg, "tracking.tracking_uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    OmegaConf.update(cfg, "tracking.artifact_dir", str(tmp_path / "mlartifacts"))
+    return cfg
+
+
+def test_reader_and_analysis_recover_ea(aimd_dir):
+    loaded = load_aimd(aimd_dir)
+    assert [round(t.temperature) for t, _ in loaded] == [800, 1100, 1400, 1700]
+    traj = loaded[0][0]
+    assert traj.frame_interval_fs == 200.0 and traj.displacements.shape == (32, 300, 3)
+    cfg = compose()
+    results, fits = T.analyze_trajectories([t for t, _ in loaded], cfg.md.analysis, 20.0)
+    assert REASON_CELL_MISMATCH in results[-1].reasons
+    assert [r.usable for r in results] == [True, True, True, False]
+    (fit,) = fits
+    assert fit.status == "ok" and fit.n_points == 3
+    assert fit.ea_ci[0] < EA < fit.ea_ci[1]
+    assert len(starting_structures(aimd_dir)["mp-1"]) == 32  # the majority cell, not the truncated one
+
+
+@pytest.mark.slow
+def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = small_cfg(tmp_path, aimd_dir)
+    aimd.run_stage(cfg)
+    out = tmp_path / "reports" / "md"
+    runs, fits = T.read_csv(out / aimd.RUNS_CSV), T.read_csv(out / aimd.FITS_CSV)
+    assert len(runs) == 4 and runs[T.COL_USED].sum() == 3
+    metrics = json.loads((out / aimd.METRICS_JSON).read_text())
+    assert metrics["n_runs_excluded"] == 1 and metrics["n_materials_fitted"] == 1
+    assert (out / aimd.FIGURE).stat().st_size > 0
+    # stand-in MLIP outputs (a "softer" potential: higher D at every T, lower Ea)
+    mruns = runs[runs[T.COL_USED]].copy()
+    mruns[T.COL_LOG10_D] += 0.3
+    T.write_csv(mruns, out / mlip.RUNS_CSV)
+    mfits = fits.copy()
+    mfits[T.COL_EA] -= 0.1
+    T.write_csv(mfits, out / mlip.FITS_CSV)
+    T.write_json({"label": "test runs", "notes": ["MP_API_KEY not set: 3 candidate structures NOT fetched"]},
+                 out / mlip.METRICS_JSON)  # fmt: skip
+    T.write_json({"device": "cpu", "threads": 1, "ms_per_step": 1.0, "us_per_atom_step": 1.0,
+                  "total_wall_s": 1.0}, out / mlip.TIMING_JSON)  # fmt: skip
+    report.run_stage(cfg)
+    text = (tmp_path / "reports" / "md.md").read_text()
+    assert "mp-1" in text and "MP_API_KEY not set" in text and "test runs" in text
+    assert "(md/aimd_arrhenius.png)" in text
+    cmp = json.loads((out / report.METRICS_JSON).read_text())
+    assert cmp["dEa_weighted_mean_eV"] == pytest.approx(-0.1, abs=1e-6)
+    assert cmp["dlog10_D_same_T_weighted_mean"] == pytest.approx(0.3, abs=1e-6)
+    assert "underestimate is resolved" in text or "not resolved" in text
+
+
+def test_barrier_statement_directions():
+    low = {"n_materials_both_fits": 3, "dEa_weighted_mean_eV": -0.1, "dEa_weighted_mean_err_eV": 0.02,
+           "n_materials_mlip_lower_Ea": 3, "Ea_ratio_mlip_over_aimd_median": 0.7}  # fmt: skip
+    assert "resolved at 2σ" in report.barrier_statement(low, "x")
+    high = dict(low, dEa_weighted_mean_eV=0.1)
+    assert "HIGHER" in report.barrier_statement(high, "x")
+    assert "not measured" in report.barrier_statement({}, "x")
