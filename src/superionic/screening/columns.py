@@ -1,0 +1,55 @@
+"""Column names of the screening tables (one place, no scattered literals)."""
+
+# --- raw Materials Project / Wang 2024 columns ---------------------------------
+RAW_TASK_ID = "task_id"
+RAW_PRETTY_FORMULA = "pretty_formula"
+RAW_BAND_GAP = "band_gap"
+RAW_COMPOSITION = "composition"
+RAW_FORMATION_ENERGY = "formation_energy_per_atom"
+WANG_FORMULA = "formula"
+WANG_ICSD = "ICSD_id"
+WANG_RED = "ESW_Red (V)"
+WANG_OX = "ESW_Oxi (V)"
+
+# --- pool -------------------------------------------------------------------------
+TASK_ID = "task_id"
+FORMULA = "formula"  # MP pretty formula as published
+REDUCED_FORMULA = "reduced_formula"  # pymatgen reduced formula (matching key)
+CHEMSYS = "chemsys"  # "-".join(sorted elements)
+ELEMENTS = "elements"  # same as chemsys, kept for readability of tables
+N_ELEMENTS = "n_elements"
+BAND_GAP = "band_gap"
+ANION_CLASS = "anion_class"
+ANIONS = "anions"  # "-".join of the elements counted as anions
+ANION_RULE = "anion_rule"
+
+# --- thermo -----------------------------------------------------------------------
+GROUND_STATE = "ground_state"  # task id is the composition's lowest-energy entry
+FORMATION_ENERGY = "formation_energy"  # eV/atom, elements at 0
+E_HULL = "e_hull"  # eV/atom; NaN when not a ground state (energy unknown)
+ON_HULL = "on_hull"
+V_OX = "v_ox"  # V vs Li/Li+, upper end of the stability window
+V_RED = "v_red"  # V vs Li/Li+, lower end
+THERMO_SYSTEM = "thermo_system"  # chemical system of the phase diagram used
+THERMO_NOTE = "thermo_note"
+# Compositions of the entry's own chemical system that exist in the
+# all-polymorphs file but have no formation energy in the snapshot (their
+# absence can only raise the hull: E_hull too low, windows too wide).
+N_MISSING_PHASES = "n_missing_phases"
+MISSING_PHASES = "missing_phases"
+
+# --- funnel -----------------------------------------------------------------------
+PASS_NO_TM = "pass_no_tm"
+PASS_BAND_GAP = "pass_band_gap"
+PASS_E_HULL = "pass_e_hull"
+PASS_V_OX = "pass_v_ox"
+SURVIVES = "survives"
+FAILED_AT = "failed_at"  # first filter failed (empty when surviving)
+FAIL_REASON = "fail_reason"
+
+# --- predictions ------------------------------------------------------------------
+AD_DISTANCE = "ad_distance"
+AD_FLAG = "applicability"  # "near" / "far"
+IN_TRAINING = "in_training"
+TRAINING_LABEL = "training_label"
+CANDIDATE = "candidate"
