@@ -10,10 +10,15 @@ from typing import Any
 class ModelSpec:
     """One classifier: estimator, fixed parameters and its Optuna search space."""
 
+    # Key of ESTIMATORS in superionic.models.zoo (e.g. "gb", "lgbm").
     estimator: str = ""
+    # Human-readable name for tables and figures.
+    label: str = ""
+    # Constructor arguments that are never tuned (n_jobs, verbosity, ...).
     fixed: dict[str, Any] = field(default_factory=dict)
-    # name -> {type: int|float|categorical, low, high, log, choices}
+    # name -> {type: int|float|categorical, low, high, log, step, choices}
     search_space: dict[str, Any] = field(default_factory=dict)
+    # Standardise features inside the pipeline (distance/gradient models need it).
     scale: bool = True
 
 
@@ -23,7 +28,44 @@ ModelsConfig = dict[str, ModelSpec]
 
 @dataclass
 class ClassifierConfig:
+    # Which entries of ``models`` this track runs, in table order.
+    model_names: list[str] = field(
+        default_factory=lambda: ["gnb", "logreg", "tree", "sgd", "knn", "rf", "gb", "lgbm", "xgb"]
+    )
+    # --- tuning (Optuna) ---
     n_trials: int = 20
+    # Objective = mean accuracy over this many stratified shuffle splits of the data.
+    tune_repeats: int = 5
+    # Seeds of the tuning splits start here, away from the evaluation seeds 0..n_splits-1.
+    tune_seed_offset: int = 10000
+    sampler: str = "tpe"  # tpe | random
+    # Any SQLAlchemy URL; several workers or machines can share one PostgreSQL study.
+    study_storage: str = "sqlite:///optuna.db"
+    # Log each trial as a nested MLflow run under one parent run per study.
+    log_trials: bool = True
+    # --- the paper's protocol ---
     n_splits: int = 100
     test_size: float = 0.2
+    # joblib workers at the split level (estimators themselves run single-threaded).
     n_jobs: int = 1
+    # --- honest generalization: grouped CV ---
+    group_folds: int = 5
+    group_columns: list[str] = field(default_factory=lambda: ["chemsys", "family"])
+    # --- ensemble (the paper's surrogate) ---
+    ensemble_members: list[str] = field(default_factory=lambda: ["gb", "lgbm"])
+    # Platt scaling of each split-model on its own held-out 20 %.
+    calibration: str = "sigmoid"  # sigmoid | isotonic | none
+    # --- importance ---
+    top_k: int = 20
+    # Rows explained by SHAP per member (a fixed, seeded sample keeps it quick).
+    shap_max_rows: int = 200
+    shap_splits: int = 10
+    # --- outputs ---
+    best_params: str = "models/best_params.json"
+    ensemble_model: str = "models/ensemble.joblib"
+    report_dir: str = "reports/classifier"
+    report: str = "reports/classifier.md"
+    metrics: str = "reports/classifier/metrics.json"
+    # Optional ``dvc exp show --json`` dump for the ablation collector; empty runs dvc.
+    ablation_json: str = ""
+    ablation_report: str = "reports/ablation.md"

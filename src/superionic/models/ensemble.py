@@ -1,0 +1,196 @@
+"""Ensemble stage: the paper's surrogate (Kang 2023) with calibrated probabilities.
+
+Each member (default GB and LightGBM, tuned) is fitted once per paper split on
+that split's 80 % training rows, so there are ``n_splits`` split-models per
+member. A material is superionic for a member when *all* its split-models
+predict it so (unanimous vote, as in the paper); the ensemble label is the
+intersection over members.
+
+Probabilities: each split-model is Platt-scaled (``classifier.calibration``) on
+its own held-out 20 %, rows it never saw in training; ``proba_<member>`` is the
+mean calibrated probability over split-models. Votes use the uncalibrated
+classifiers' decisions, exactly as the paper counts them, so a vote and a
+probability are two views and can disagree near the boundary.
+
+The screening track relies on this exact interface: ``load_ensemble(path)`` ->
+``Ensemble`` with ``feature_columns``, ``member_names``, ``n_splits`` and
+``vote(X)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from omegaconf import DictConfig
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+
+from superionic.models.data import ClassifierData
+from superionic.models.protocol import Split, paper_splits
+from superionic.models.zoo import build_pipeline
+
+log = logging.getLogger(__name__)
+
+ENSEMBLE_LABEL = "ensemble_label"
+CALIBRATIONS = ("sigmoid", "isotonic", "none")
+
+
+def votes_col(member: str) -> str:
+    return f"votes_{member}"
+
+
+def proba_col(member: str) -> str:
+    return f"proba_{member}"
+
+
+def unanimous_col(member: str) -> str:
+    return f"unanimous_{member}"
+
+
+@dataclass
+class Ensemble:
+    feature_columns: list[str]
+    member_names: list[str]
+    n_splits: int
+    # member -> one fitted pipeline per split
+    models: dict[str, list[Pipeline]] = field(default_factory=dict)
+    # member -> one calibrated wrapper per split (None when calibration is "none")
+    calibrators: dict[str, list[Any]] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibration: str = "sigmoid"
+
+    def _matrix(self, X: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.feature_columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"input lacks {len(missing)} feature columns the ensemble needs, e.g. {missing[:5]}")
+        return X[self.feature_columns].astype(float)
+
+    def vote(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per row: vote counts, mean calibrated probability, unanimity per member,
+        and ``ensemble_label`` (unanimous in every member)."""
+        Xf = self._matrix(X)
+        out = pd.DataFrame(index=X.index)
+        label = np.ones(len(Xf), dtype=bool)
+        for member in self.member_names:
+            votes = np.zeros(len(Xf), dtype=int)
+            proba = np.zeros(len(Xf), dtype=float)
+            for i, model in enumerate(self.models[member]):
+                votes += np.asarray(model.predict(Xf), dtype=int)
+                calibrated = self.calibrators.get(member, [None] * self.n_splits)[i]
+                source = calibrated if calibrated is not None else model
+                proba += source.predict_proba(Xf)[:, 1]
+            unanimous = votes == self.n_splits
+            out[votes_col(member)] = votes
+            out[proba_col(member)] = proba / self.n_splits
+            out[unanimous_col(member)] = unanimous
+            label &= unanimous
+        out[ENSEMBLE_LABEL] = label
+        return out
+
+
+def _fit_member_split(
+    spec: Mapping[str, Any], params: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, split: Split,
+    seed: int, calibration: str,
+) -> tuple[Pipeline, Any]:
+    train, held = split
+    model = build_pipeline(spec, params, seed=seed)
+    model.fit(X.iloc[train], y[train])
+    if calibration == "none":
+        return model, None
+    # FrozenEstimator: the calibrator learns only the probability map, on rows
+    # the split-model never saw; the model itself is not refitted. With a frozen
+    # model the internal CV only splits the held-out rows to collect the same
+    # predictions, so the smallest cv avoids spurious small-class warnings.
+    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=calibration, cv=2)
+    calibrated.fit(X.iloc[held], y[held])
+    return model, calibrated
+
+
+def fit_ensemble(
+    specs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Mapping[str, Any]], data: ClassifierData,
+    n_splits: int, test_size: float, seed: int, calibration: str = "sigmoid", n_jobs: int = 1,
+) -> Ensemble:
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"classifier.calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+    splits = paper_splits(data.y, n_splits, test_size, seed0=seed)
+    ens = Ensemble(feature_columns=list(data.feature_columns), member_names=list(specs), n_splits=n_splits,
+                   calibration=calibration, params={k: dict(v) for k, v in params.items()})
+    for member, spec in specs.items():
+        start = time.perf_counter()
+        jobs = (delayed(_fit_member_split)(spec, params[member], data.X, data.y, s, seed + i, calibration)
+                for i, s in enumerate(splits))
+        fitted = list(Parallel(n_jobs=n_jobs)(jobs)) if n_jobs != 1 else [
+            _fit_member_split(spec, params[member], data.X, data.y, s, seed + i, calibration)
+            for i, s in enumerate(splits)]
+        ens.models[member] = [m for m, _ in fitted]
+        ens.calibrators[member] = [c for _, c in fitted]
+        log.info("%s: %d split-models in %.1f s", member, n_splits, time.perf_counter() - start)
+    return ens
+
+
+def save_ensemble(ens: Ensemble, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(ens, path, compress=3)
+
+
+def load_ensemble(path: str | Path) -> Ensemble:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"classifier.ensemble_model: {path} not found; run `dvc repro ensemble`")
+    ens = joblib.load(path)
+    if not isinstance(ens, Ensemble):
+        raise TypeError(f"{path} holds a {type(ens).__name__}, not an Ensemble")
+    return ens
+
+
+def training_summary(ens: Ensemble, data: ClassifierData) -> dict[str, Any]:
+    """How the ensemble labels its own training materials (a sanity check, not a score)."""
+    votes = ens.vote(data.X)
+    y = data.y.astype(bool)
+    out: dict[str, Any] = {"n_materials": int(len(y)), "n_superionic": int(y.sum())}
+    for member in ens.member_names:
+        u = votes[unanimous_col(member)].to_numpy()
+        out[member] = {"unanimous": int(u.sum()), "unanimous_and_superionic": int((u & y).sum())}
+    lab = votes[ENSEMBLE_LABEL].to_numpy()
+    out["ensemble"] = {"positive": int(lab.sum()), "positive_and_superionic": int((lab & y).sum()),
+                       "precision_on_training": float((lab & y).sum() / max(lab.sum(), 1))}
+    return out
+
+
+def member_specs(cfg: DictConfig, members: Sequence[str]) -> dict[str, dict[str, Any]]:
+    from superionic.models.tune import model_spec
+
+    return {m: model_spec(cfg, m) for m in members}
+
+
+def run_stage(cfg: DictConfig) -> None:
+    from superionic.models.data import load
+    from superionic.models.evaluate import load_best
+    from superionic.models.tune import write_json
+    from superionic.tracking import log_metrics, stage_run
+
+    c = cfg.classifier
+    members = list(c.ensemble_members)
+    data = load(cfg.paths.dataset)
+    specs = member_specs(cfg, members)
+    params = load_best(c.best_params, members)
+    with stage_run("ensemble", cfg, sections=["classifier", "dataset", "features"]):
+        start = time.perf_counter()
+        ens = fit_ensemble(specs, params, data, c.n_splits, c.test_size, cfg.seed, c.calibration, c.n_jobs)
+        save_ensemble(ens, c.ensemble_model)
+        summary = training_summary(ens, data)
+        write_json(summary, Path(c.report_dir) / "ensemble_summary.json")
+        log_metrics(summary)
+        log_metrics({"elapsed_s": time.perf_counter() - start})
+    log.info("wrote %s", c.ensemble_model)

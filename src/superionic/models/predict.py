@@ -1,0 +1,213 @@
+"""``superionic predict INPUT.csv``: ensemble votes and calibrated probabilities.
+
+Reads a CSV with a column of formulas (``--formula-column``, default
+``formula``), parses each with the project's strict parser, featurizes the
+good ones and asks the fitted ensemble. Every input row comes back, in input
+order, with ``status`` (ok | rejected) and a ``reason`` for rejected rows; a
+bad row never stops the file.
+
+With ``--cif-dir``, ``<id>.cif`` (``--id-column``) supplies lattice parameters
+and the space group for ensembles trained with structural features; without
+a CIF those features are imputed with the training medians and the row's
+``notes`` say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from superionic.models.ensemble import Ensemble, load_ensemble
+
+log = logging.getLogger(__name__)
+
+STATUS = "status"
+REASON = "reason"
+NOTES = "notes"
+PARSED = "parsed_formula"
+REPAIRS = "repairs"
+N_IMPUTED = "n_features_imputed"
+OK, REJECTED = "ok", "rejected"
+
+Featurizer = Callable[[list[str]], pd.DataFrame]
+
+
+def _default_featurizer() -> Featurizer:
+    from superionic.features.composition import featurize_formulas
+
+    return featurize_formulas
+
+
+def _default_parser() -> Callable[[object], Any]:
+    from superionic.data.formula import parse_formula
+
+    return parse_formula
+
+
+def cif_features(path: Path) -> dict[str, float]:
+    """The dataset's structural features (superionic.features.structure) from one CIF."""
+    from pymatgen.core import Structure
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from superionic.features.structure import LatticeFeaturizer
+
+    structure = Structure.from_file(str(path))
+    lattice = structure.lattice
+    sg = SpacegroupAnalyzer(structure).get_space_group_number()
+    featurizer = LatticeFeaturizer()
+    values = featurizer.featurize(lattice.a, lattice.c, lattice.volume, float(sg))
+    return dict(zip(featurizer.feature_labels(), values, strict=True))
+
+
+def _featurize_safely(featurize: Featurizer, formulas: list[str]) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Featurize in one batch; if the batch raises, row by row so one bad row stays one bad row."""
+    errors: dict[int, str] = {}
+    try:
+        feats = featurize(formulas)
+        if len(feats) != len(formulas):
+            raise ValueError(f"featurizer returned {len(feats)} rows for {len(formulas)} formulas")
+        return feats.reset_index(drop=True), errors
+    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        log.warning("batch featurization failed (%s); retrying row by row", exc)
+    frames = []
+    for i, f in enumerate(formulas):
+        try:
+            frames.append(featurize([f]).reset_index(drop=True))
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            errors[i] = f"featurization failed: {exc}"
+            frames.append(pd.DataFrame(index=[0]))
+    return pd.concat(frames, ignore_index=True), errors
+
+
+def predict_frame(
+    frame: pd.DataFrame, ensemble: Ensemble, formula_column: str = "formula",
+    featurize: Featurizer | None = None, parse: Callable[[object], Any] | None = None,
+    cif_paths: Sequence[Path | None] | None = None,
+) -> pd.DataFrame:
+    """Input rows + status/reason/notes + the ensemble's vote columns."""
+    if formula_column not in frame.columns:
+        raise ValueError(f"input has no column {formula_column!r} (columns: {list(frame.columns)})")
+    parse = parse or _default_parser()
+    featurize = featurize or _default_featurizer()
+    n = len(frame)
+    status = np.array([OK] * n, dtype=object)
+    reason = np.array([""] * n, dtype=object)
+    notes: list[list[str]] = [[] for _ in range(n)]
+    parsed_text = np.array([""] * n, dtype=object)
+    repairs = np.array([""] * n, dtype=object)
+    for i, raw in enumerate(frame[formula_column].tolist()):
+        parsed = parse(raw)
+        repairs[i] = "; ".join(parsed.repairs)
+        if parsed.error is not None or parsed.composition is None:
+            status[i], reason[i] = REJECTED, f"formula: {parsed.error or 'unparseable'}"
+            continue
+        parsed_text[i] = parsed.composition.formula.replace(" ", "")
+        if not {"Li", "Na"} & {el.symbol for el in parsed.composition.elements}:
+            notes[i].append("no Li or Na: outside the training data's chemistry")
+    good = np.flatnonzero(status == OK)
+    feats = pd.DataFrame(np.nan, index=range(n), columns=ensemble.feature_columns)
+    if len(good):
+        computed, errors = _featurize_safely(featurize, [parsed_text[i] for i in good])
+        for j, message in errors.items():
+            status[good[j]], reason[good[j]] = REJECTED, message
+        shared = [c for c in ensemble.feature_columns if c in computed.columns]
+        feats.loc[good, shared] = computed[shared].to_numpy(dtype=float)
+        composition_cols = set(computed.columns)
+    else:
+        composition_cols = set()
+    structural = [c for c in ensemble.feature_columns if c not in composition_cols]
+    if cif_paths is not None:
+        for i in good:
+            path = cif_paths[i]
+            if path is None or status[i] != OK:
+                continue
+            try:
+                values = cif_features(path)
+            except (OSError, ValueError) as exc:
+                notes[i].append(f"CIF {path.name} unreadable ({exc}); structure imputed")
+                continue
+            for col, v in values.items():
+                if col in feats.columns:
+                    feats.loc[i, col] = v
+    # A row whose composition features are all missing carries no information:
+    # the ensemble would only see training medians. Reject it rather than guess.
+    comp_only = [c for c in ensemble.feature_columns if c in composition_cols]
+    for i in good:
+        if status[i] != OK:
+            continue
+        if comp_only and feats.loc[i, comp_only].isna().all():
+            status[i], reason[i] = REJECTED, "featurization failed: no composition features"
+        elif structural and feats.loc[i, structural].isna().any():
+            notes[i].append("structural features imputed with training medians")
+    n_imputed = feats.isna().sum(axis=1).to_numpy()
+    result = frame.reset_index(drop=True).copy()
+    result[PARSED] = parsed_text
+    result[REPAIRS] = repairs
+    result[STATUS] = status
+    result[REASON] = reason
+    result[NOTES] = ["; ".join(x) for x in notes]
+    result[N_IMPUTED] = np.where(status == OK, n_imputed, -1)
+    ok = np.flatnonzero(status == OK)
+    votes = ensemble.vote(feats.loc[ok]) if len(ok) else ensemble.vote(feats.iloc[:0])
+    for col in votes.columns:
+        # Nullable dtypes: rejected rows stay empty without turning numbers into objects.
+        kind = votes[col].dtype.kind
+        dtype = "Int64" if kind in "iu" else "boolean" if kind == "b" else "Float64"
+        full = pd.Series(pd.NA, index=result.index, dtype=dtype)
+        full.loc[ok] = votes[col].to_numpy()
+        result[col] = full
+    return result
+
+
+def _cif_paths(frame: pd.DataFrame, cif_dir: Path, id_column: str | None) -> list[Path | None]:
+    if id_column is not None and id_column not in frame.columns:
+        raise ValueError(f"--id-column {id_column!r} is not a column of the input")
+    keys = frame[id_column].astype(str).tolist() if id_column else [str(i) for i in range(len(frame))]
+    return [(cif_dir / f"{k}.cif") if (cif_dir / f"{k}.cif").exists() else None for k in keys]
+
+
+def _ensemble_path(explicit: str | None, params: str) -> Path:
+    if explicit:
+        return Path(explicit)
+    from superionic.config import load_params
+
+    return Path(load_params(params).classifier.ensemble_model)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="superionic predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("input", help="CSV with a column of formulas")
+    parser.add_argument("-o", "--output", help="output CSV (default: INPUT with .predictions.csv)")
+    parser.add_argument("--formula-column", default="formula")
+    parser.add_argument("--cif-dir", help="folder of <id>.cif files (structural features)")
+    parser.add_argument("--id-column", help="column naming each row's CIF (default: row number)")
+    parser.add_argument("--ensemble", help="fitted ensemble (default: classifier.ensemble_model of params.yaml)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    src = Path(args.input)
+    if not src.exists():
+        print(f"error: {src} not found", file=sys.stderr)
+        return 2
+    # keep_default_na=False: "NaN" is sodium nitride, not a missing value.
+    frame = pd.read_csv(src, keep_default_na=False, dtype=str)
+    ensemble = load_ensemble(_ensemble_path(args.ensemble, args.params))
+    cif_paths = _cif_paths(frame, Path(args.cif_dir), args.id_column) if args.cif_dir else None
+    try:
+        result = predict_frame(frame, ensemble, args.formula_column, cif_paths=cif_paths)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.output) if args.output else src.with_suffix(".predictions.csv")
+    result.to_csv(out, index=False, float_format="%.4f")
+    n_ok = int((result[STATUS] == OK).sum())
+    n_pos = int(result.loc[result[STATUS] == OK, "ensemble_label"].astype(bool).sum()) if n_ok else 0
+    print(f"{len(result)} rows: {n_ok} predicted ({n_pos} ensemble-superionic), "
+          f"{len(result) - n_ok} rejected with a reason -> {out}")
+    return 0

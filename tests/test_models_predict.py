@@ -1,0 +1,134 @@
+"""`superionic predict`: bad rows get a reason, good rows get votes; the file never crashes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Composition
+
+import superionic.models.predict as predict
+from superionic.models.data import prepare
+from superionic.models.ensemble import (
+    ENSEMBLE_LABEL,
+    fit_ensemble,
+    load_ensemble,
+    proba_col,
+    save_ensemble,
+    unanimous_col,
+    votes_col,
+)
+
+ELEMENTS = ["Li", "O", "S", "P", "Zr", "La", "Cl", "Ti"]
+FEATURES = [f"frac_{e}" for e in ELEMENTS] + ["n_elements"]
+SPECS = {
+    "tree": {"estimator": "tree", "fixed": {"max_depth": 3}, "search_space": {}, "scale": False},
+    "lgbm": {"estimator": "lgbm", "scale": False, "search_space": {},
+             "fixed": {"n_estimators": 15, "num_leaves": 4, "min_child_samples": 3, "n_jobs": 1, "verbose": -1,
+                       "deterministic": True, "force_col_wise": True}},
+}
+
+
+def fake_featurize(formulas: list[str]) -> pd.DataFrame:
+    """Stand-in for the CD-145 featurizer: element fractions; Xe-containing rows fail as NaN."""
+    rows = []
+    for f in formulas:
+        comp = Composition(f).fractional_composition
+        if "Xe" in comp:
+            rows.append({c: np.nan for c in FEATURES})
+            continue
+        row = {f"frac_{e}": float(comp[e]) for e in ELEMENTS}
+        row["n_elements"] = float(len(comp))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=FEATURES)
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    rng = np.random.default_rng(0)
+    formulas = []
+    for _ in range(80):
+        li, la, zr = rng.uniform(0.5, 7), rng.uniform(0.5, 3), rng.uniform(0.5, 2)
+        formulas.append(f"Li{li:.2f}La{la:.2f}Zr{zr:.2f}O12")
+    frame = fake_featurize(formulas)
+    frame["label"] = (frame["frac_Li"] > frame["frac_Li"].median()).astype(int)
+    return fit_ensemble(SPECS, {"tree": {}, "lgbm": {}}, prepare(frame, FEATURES), n_splits=3, test_size=0.25,
+                        seed=0)
+
+
+INPUT = ["Li7La3Zr2O12", "Li1.3AL0.3Ti1.7(PO4)3", "", "Xx2O", "Na2Mg0.5Zr1.5(PO4)", "((Li", "LiXeO2",
+         "NaN", "Li0.5La0.5TiO3", "  Li3PS4 "]
+
+
+def test_every_row_comes_back_with_status_and_reason(ensemble):
+    frame = pd.DataFrame({"id": range(len(INPUT)), "formula": INPUT})
+    out = predict.predict_frame(frame, ensemble, featurize=fake_featurize)
+    assert len(out) == len(INPUT)
+    assert out["id"].tolist() == list(range(len(INPUT)))  # input order kept
+    status = dict(zip(INPUT, out[predict.STATUS], strict=True))
+    for bad in ["", "Xx2O", "Na2Mg0.5Zr1.5(PO4)", "((Li", "LiXeO2"]:
+        assert status[bad] == predict.REJECTED, bad
+    for good in ["Li7La3Zr2O12", "Li1.3AL0.3Ti1.7(PO4)3", "NaN", "Li0.5La0.5TiO3", "  Li3PS4 "]:
+        assert status[good] == predict.OK, good
+    rejected = out[out[predict.STATUS] == predict.REJECTED]
+    assert (rejected[predict.REASON].str.len() > 0).all()
+    assert "featurization" in rejected.loc[rejected["formula"] == "LiXeO2", predict.REASON].item()
+    ok = out[out[predict.STATUS] == predict.OK]
+    for m in ensemble.member_names:
+        assert ok[votes_col(m)].between(0, ensemble.n_splits).all()
+        assert ok[proba_col(m)].astype(float).between(0, 1).all()
+        assert rejected[votes_col(m)].isna().all()
+    expected = ok[unanimous_col("tree")].astype(bool) & ok[unanimous_col("lgbm")].astype(bool)
+    assert (ok[ENSEMBLE_LABEL].astype(bool) == expected).all()
+    assert ok.loc[ok["formula"] == "Li1.3AL0.3Ti1.7(PO4)3", predict.REPAIRS].item()  # repair recorded
+
+
+def test_featurizer_crash_isolated_to_its_row(ensemble):
+    def flaky(formulas):
+        if any("Ti" in f for f in formulas):
+            raise ValueError("boom")
+        return fake_featurize(formulas)
+
+    frame = pd.DataFrame({"formula": ["Li7La3Zr2O12", "Li0.5La0.5TiO3"]})
+    out = predict.predict_frame(frame, ensemble, featurize=flaky)
+    assert out[predict.STATUS].tolist() == [predict.OK, predict.REJECTED]
+    assert "boom" in out[predict.REASON].iloc[1]
+
+
+def test_missing_formula_column_is_a_clear_error(ensemble):
+    with pytest.raises(ValueError, match="formula"):
+        predict.predict_frame(pd.DataFrame({"comp": ["Li2O"]}), ensemble, featurize=fake_featurize)
+
+
+def test_cli_on_a_few_hundred_rows(ensemble, tmp_path, monkeypatch, capsys):
+    path = tmp_path / "ens.joblib"
+    save_ensemble(ensemble, path)
+    assert load_ensemble(path).member_names == ["tree", "lgbm"]
+    monkeypatch.setattr(predict, "_default_featurizer", lambda: fake_featurize)
+    rng = np.random.default_rng(1)
+    rows = [f"Li{rng.uniform(0.5, 7):.2f}La3Zr2O12" for _ in range(250)] + INPUT * 5
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"formula": rows}).to_csv(src, index=False)
+    out_path = tmp_path / "out.csv"
+    assert predict.main([str(src), "--ensemble", str(path), "-o", str(out_path)]) == 0
+    out = pd.read_csv(out_path, keep_default_na=False)
+    assert len(out) == len(rows)
+    assert (out[predict.STATUS] == predict.REJECTED).sum() == 25
+    assert "rejected with a reason" in capsys.readouterr().out
+    assert predict.main([str(tmp_path / "missing.csv"), "--ensemble", str(path)]) == 2
+
+
+@pytest.mark.slow
+def test_real_parser_and_cd145_featurizer(tmp_path):
+    """The default path: the project's formula parser and CD-145 featurizer."""
+    from superionic.features.composition import composition_feature_labels
+
+    labels = composition_feature_labels()
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, len(labels))), columns=labels)
+    frame["label"] = (frame[labels[0]] > 0).astype(int)
+    spec = {"tree": {"estimator": "tree", "fixed": {"max_depth": 2}, "search_space": {}, "scale": False}}
+    ens = fit_ensemble(spec, {"tree": {}}, prepare(frame, labels), n_splits=2, test_size=0.25, seed=0)
+    out = predict.predict_frame(pd.DataFrame({"formula": ["Li7La3Zr2O12", "Li1.2Fe0.2HF1.8 (PO4)3", "Qq"]}), ens)
+    assert out[predict.STATUS].tolist() == [predict.OK, predict.OK, predict.REJECTED]
+    assert out[predict.N_IMPUTED].iloc[0] == 0

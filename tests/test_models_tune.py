@@ -1,0 +1,89 @@
+"""Tuning: determinism, resume of an interrupted study, the objective's contract."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from superionic.models.data import fingerprint, prepare, synthetic_frame
+from superionic.models.tune import completed, study_name, tune_model
+
+SPEC = {
+    "estimator": "tree",
+    "fixed": {},
+    "search_space": {
+        "max_depth": {"type": "int", "low": 1, "high": 8},
+        "min_samples_leaf": {"type": "int", "low": 1, "high": 10},
+        "criterion": {"type": "categorical", "choices": ["gini", "entropy"]},
+    },
+    "scale": False,
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    frame, feats = synthetic_frame(n_rows=120, n_features=15, seed=1)
+    return prepare(frame, feats)
+
+
+def _tune(data, storage, n_trials, seed=0, callbacks=None):
+    return tune_model("tree", SPEC, data.X, data.y, n_trials=n_trials, repeats=3, test_size=0.2, seed=seed,
+                      seed_offset=1000, sampler="tpe", storage=storage, data_hash=fingerprint(data),
+                      callbacks=callbacks)
+
+
+def test_same_seed_same_result(data, tmp_path):
+    a = _tune(data, f"sqlite:///{tmp_path / 'a.db'}", 3)
+    b = _tune(data, f"sqlite:///{tmp_path / 'b.db'}", 3)
+    assert a == b
+    c = _tune(data, f"sqlite:///{tmp_path / 'c.db'}", 3, seed=1)
+    assert c["study"] != a["study"]  # the seed is part of the study identity
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_interrupted_study_resumes_where_it_stopped(data, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'resume.db'}"
+    ran: list[int] = []
+
+    def kill_after_two(study, trial):
+        ran.append(trial.number)
+        if len(ran) == 2:
+            raise _Kill  # the process dies right after trial 2 was stored
+
+    with pytest.raises(_Kill):
+        _tune(data, storage, 6, callbacks=[kill_after_two])
+    # A hard kill in the middle of a trial leaves it RUNNING in the database.
+    studies = optuna.get_all_study_summaries(storage)
+    assert len(studies) == 1
+    study = optuna.load_study(study_name=studies[0].study_name, storage=storage)
+    study.ask()
+    assert completed(study) == 2
+
+    resumed: list[int] = []
+    result = _tune(data, storage, 6, callbacks=[lambda s, t: resumed.append(t.number)])
+    assert len(resumed) == 4  # only the missing trials ran
+    assert result["n_complete"] == 6
+    assert result["study"] == studies[0].study_name
+
+    again: list[int] = []
+    assert _tune(data, storage, 6, callbacks=[lambda s, t: again.append(t.number)]) == result
+    assert again == []
+
+
+def test_study_name_changes_with_data_and_space(data):
+    settings = {"repeats": 3}
+    base = study_name("tree", SPEC, settings, fingerprint(data))
+    other = prepare(*synthetic_frame(n_rows=120, n_features=15, seed=2))
+    assert study_name("tree", SPEC, settings, fingerprint(other)) != base
+    wider = {**SPEC, "search_space": {**SPEC["search_space"], "max_depth": {"type": "int", "low": 1, "high": 9}}}
+    assert study_name("tree", wider, settings, fingerprint(data)) != base
+
+
+def test_bad_search_space_fails_with_its_key(data, tmp_path):
+    bad = {**SPEC, "search_space": {"max_depth": {"type": "integer", "low": 1, "high": 3}}}
+    with pytest.raises(ValueError, match="max_depth"):
+        tune_model("tree", bad, data.X, data.y, n_trials=1, repeats=2, test_size=0.2, seed=0, seed_offset=0,
+                   sampler="tpe", storage=f"sqlite:///{tmp_path / 'x.db'}", data_hash="x")
