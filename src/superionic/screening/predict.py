@@ -27,6 +27,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from sklearn.neighbors import NearestNeighbors
 
+from superionic.models.ensemble import proba_col, unanimous_col, votes_col
 from superionic.screening import columns as C
 from superionic.screening.io import report_path, write_csv, write_json, write_parquet
 
@@ -55,18 +56,6 @@ class EnsembleLike(Protocol):
     n_splits: int
 
     def vote(self, X: pd.DataFrame) -> pd.DataFrame: ...
-
-
-def votes_col(member: str) -> str:
-    return f"votes_{member}"
-
-
-def proba_col(member: str) -> str:
-    return f"proba_{member}"
-
-
-def unanimous_col(member: str) -> str:
-    return f"unanimous_{member}"
 
 
 def applicability(

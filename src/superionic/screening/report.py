@@ -280,6 +280,7 @@ def _prediction_section(screen: DictConfig, d: Path, m: dict[str, Any], rel) -> 
         show[C.MISSING_PHASES] = show[C.MISSING_PHASES].fillna("").astype(str).map(_shorten)
     show = show.drop(columns=[C.AD_DISTANCE], errors="ignore").rename(columns={C.TASK_ID: "task id"})
     lines.append(markdown_table(show) + "\n")
+    lines.append(_closest_section(screen, members))
     known = cand[cand[C.IN_TRAINING].astype(str).str.lower() == "true"]
     if len(known):
         lines.append(
@@ -288,6 +289,30 @@ def _prediction_section(screen: DictConfig, d: Path, m: dict[str, Any], rel) -> 
             + ".\n"
         )
     return "\n".join(lines)
+
+
+_CLOSEST_SHOWN = 15
+
+
+def _closest_section(screen: DictConfig, members: list[str]) -> str:
+    """Survivors ranked by their weakest member's vote count.
+
+    Unanimity over every split-model is a strict rule; when it leaves few or
+    no candidates, a user still needs to see which survivors came closest.
+    """
+    predictions = pd.read_parquet(screen.predictions)
+    vote_cols = [predict.votes_col(m) for m in members]
+    ranked = predictions.assign(min_votes=predictions[vote_cols].min(axis=1))
+    ranked = ranked.sort_values(["min_votes", predict.PROBA_MEAN, C.TASK_ID], ascending=[False, False, True])
+    cols = [C.TASK_ID, C.FORMULA, C.ANION_CLASS, C.V_OX, "min_votes", *vote_cols, predict.PROBA_MEAN,
+            C.AD_FLAG, C.IN_TRAINING, C.TRAINING_LABEL]
+    top = ranked[[c for c in cols if c in ranked.columns]].head(_CLOSEST_SHOWN)
+    return (
+        f"### Closest to candidacy\n\nThe {len(top)} survivors with the most votes from their weakest "
+        "ensemble member (a candidate needs every split-model of every member):\n\n"
+        + markdown_table(top.rename(columns={C.TASK_ID: "task id"}))
+        + "\n"
+    )
 
 
 def run_stage(cfg: DictConfig) -> None:
