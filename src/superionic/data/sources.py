@@ -45,6 +45,10 @@ def _read_excel(path: Path) -> pd.DataFrame:
     return pd.read_excel(path, dtype=str, keep_default_na=False)
 
 
+_XU2020 = "Xu, Zong & Hippalgaonkar, J. Phys. Commun. 4, 055015 (2020)"
+# Both Xu files share one layout ("Vcalc" is their computed cell volume).
+_XU2020_COLUMNS = {"Formula": C.FORMULA_RAW, "S": C.SIGMA_RAW, "a": C.LATTICE_A, "c": C.LATTICE_C, "Vcalc": C.VOLUME}
+
 SOURCES: dict[str, Source] = {
     source.name: source
     for source in [
@@ -66,31 +70,19 @@ SOURCES: dict[str, Source] = {
         Source(
             name="xu2020_nasicon_train",
             filename="xu2020_nasicon_train.csv",
-            citation="Xu, Zong & Hippalgaonkar, J. Phys. Commun. 4, 055015 (2020)",
+            citation=_XU2020,
             room_temperature_only=True,
             family="NASICON",
-            columns={
-                "Formula": C.FORMULA_RAW,
-                "S": C.SIGMA_RAW,
-                "a": C.LATTICE_A,
-                "c": C.LATTICE_C,
-                "Vcalc": C.VOLUME,
-            },
+            columns=_XU2020_COLUMNS,
             read=_read_csv,
         ),
         Source(
             name="xu2020_na_li_test",
             filename="xu2020_na_li_test.csv",
-            citation="Xu, Zong & Hippalgaonkar, J. Phys. Commun. 4, 055015 (2020)",
+            citation=_XU2020,
             room_temperature_only=True,
             family=None,
-            columns={
-                "Formula": C.FORMULA_RAW,
-                "S": C.SIGMA_RAW,
-                "a": C.LATTICE_A,
-                "c": C.LATTICE_C,
-                "Vcalc": C.VOLUME,
-            },
+            columns=_XU2020_COLUMNS,
             read=_read_csv,
         ),
         Source(
