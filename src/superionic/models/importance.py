@@ -95,7 +95,9 @@ def shap_values(ens: Ensemble, member: str, X: pd.DataFrame, n_models: int) -> t
     return total / min(n_models, len(ens.models[member])), shown
 
 
-def shap_plot(values: np.ndarray, X: pd.DataFrame, title: str, path: Path, max_display: int = 20) -> None:
+def shap_plot(
+    values: np.ndarray, X: pd.DataFrame, title: str, path: Path, seed: int, max_display: int = 20
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,7 +105,14 @@ def shap_plot(values: np.ndarray, X: pd.DataFrame, title: str, path: Path, max_d
     import shap
 
     plt.figure()
-    shap.summary_plot(values, X, max_display=max_display, show=False, plot_size=(8, 7))
+    # The beeswarm jitters points with NumPy's global RNG; seed it (and put the
+    # caller's state back) so the same config draws the same figure.
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        shap.summary_plot(values, X, max_display=max_display, show=False, plot_size=(8, 7))
+    finally:
+        np.random.set_state(state)
     plt.title(title)
     plt.tight_layout()
     plt.savefig(path, dpi=110)
@@ -139,7 +148,7 @@ def run_stage(cfg: DictConfig) -> None:
             path = out_dir / SHAP_DIR / f"shap_{member}.png"
             label = cfg.models[member].label or member
             shap_plot(values, shown, f"SHAP, {label} (mean of {min(c.shap_splits, ens.n_splits)} split-models)",
-                      path, max_display=c.top_k)
+                      path, seed=cfg.seed, max_display=c.top_k)
             figures.append(path)
         log_artifacts([out_dir / IMPORTANCE_CSV, out_dir / TOP_CSV, *figures])
     log.info("importance: %d features common to every member's top %d", len(common), c.top_k)
