@@ -9,7 +9,15 @@ from omegaconf import OmegaConf
 
 from superionic.config import compose
 from superionic.screening import columns as C
-from superionic.screening.funnel import Thresholds, anion_breakdown, apply_filters, funnel_counts
+from superionic.screening.funnel import (
+    Thresholds,
+    anion_breakdown,
+    apply_filters,
+    compare_releases,
+    funnel_counts,
+    tolerance_sweep,
+)
+from superionic.screening.voltage import V_OX_ERROR
 
 PAPER = Thresholds(
     transition_metals=frozenset(["Ti", "Zr", "Y", "La"]),
@@ -26,10 +34,12 @@ def _table(**overrides):
         C.CHEMSYS: ["F-Li"],
         C.BAND_GAP: [8.0],
         C.ANION_CLASS: ["halide"],
-        C.GROUND_STATE: [True],
+        C.BAND_GAP_NOTE: ["gap file"],
         C.E_HULL: [0.0],
+        C.E_HULL_NOTE: [""],
         C.V_OX: [6.4],
-        C.THERMO_NOTE: ["on hull"],
+        C.V_OX_SOURCE: ["wang2024"],
+        V_OX_ERROR: [np.nan],
     }
     base.update({k: [v] for k, v in overrides.items()})
     return pd.DataFrame(base)
@@ -56,11 +66,13 @@ def test_band_gap_filter_is_inclusive(gap, failed):
     assert _verdict(**{C.BAND_GAP: gap})[0] == failed
 
 
+def test_unknown_band_gap_fails_with_its_note():
+    assert _verdict(**{C.BAND_GAP: np.nan, C.BAND_GAP_NOTE: "absent: gap < 0.5 eV"}) == ("band_gap", "absent: gap < 0.5 eV")
+
+
 def test_e_hull_filter_and_non_ground_states():
     assert _verdict(**{C.E_HULL: 0.001})[0] == "e_hull"
-    failed_at, reason = _verdict(
-        **{C.GROUND_STATE: False, C.E_HULL: np.nan, C.V_OX: np.nan, C.THERMO_NOTE: "not ground state: x"}
-    )
+    failed_at, reason = _verdict(**{C.E_HULL: np.nan, C.V_OX: np.nan, C.E_HULL_NOTE: "not ground state: x"})
     assert (failed_at, reason) == ("e_hull", "not ground state: x")
     loose = Thresholds(PAPER.transition_metals, 1.0, 0.05, 3.7)
     assert apply_filters(_table(**{C.E_HULL: 0.001}), loose).iloc[0][C.SURVIVES]
@@ -69,6 +81,17 @@ def test_e_hull_filter_and_non_ground_states():
 @pytest.mark.parametrize(("v_ox", "failed"), [(3.7, "v_ox"), (3.71, ""), (np.nan, "v_ox")])
 def test_oxidation_voltage_filter_is_strict(v_ox, failed):
     assert _verdict(**{C.V_OX: v_ox})[0] == failed
+
+
+@pytest.mark.parametrize(
+    ("v_ox", "status"), [(4.5, "pass"), (3.9, "unknown"), (3.5, "unknown"), (2.9, "fail"), (np.nan, "unknown")]
+)
+def test_estimates_decide_only_outside_their_error(v_ox, status):
+    row = apply_filters(_table(**{C.V_OX: v_ox, C.V_OX_SOURCE: "ml-estimate", V_OX_ERROR: 0.7}), PAPER).iloc[0]
+    assert row[C.V_OX_STATUS] == status
+    assert row[C.SURVIVES] == (status == "pass")
+    if status == "unknown":
+        assert "unknown" in row[C.FAIL_REASON] or "within its error" in row[C.FAIL_REASON]
 
 
 def test_filters_apply_in_order_and_counts_are_cumulative():
@@ -87,12 +110,17 @@ def test_filters_apply_in_order_and_counts_are_cumulative():
     # first failure only, even when later filters fail too
     assert filtered[C.FAILED_AT].tolist() == ["", "no_transition_metal", "band_gap", "e_hull", "v_ox", ""]
     counts = funnel_counts(filtered)
-    assert counts["n"].tolist() == [6, 5, 4, 3, 2]
-    assert counts["n_formulas"].tolist()[-1] == 2
-    assert counts["paper_n"].tolist() == [20237, 3190, 1859, 567, 468]
+    assert counts["n"].tolist() == [6, 5, 4, 3, 2, 0]
+    assert counts["n_formulas"].tolist()[-2] == 2
+    compare = compare_releases({"mp2024": filtered, "mp2019": filtered.iloc[:3]})
+    assert compare["mp2024"].tolist() == [6, 5, 4, 3, 2, 0]
+    assert compare["mp2019"].tolist() == [3, 2, 1, 1, 1, 0]
+    assert compare["paper"].tolist()[:5] == [20237, 3190, 1859, 567, 468]
     anions = anion_breakdown(filtered).set_index("anion_class")
     assert anions.loc["halide", "v_ox"] == 1 and anions.loc["sulfide", "v_ox"] == 1
     assert anions["pool"].sum() == 6
+    sweep = tolerance_sweep(table, PAPER, [0.0, 0.5]).set_index("ehull_max")
+    assert sweep.loc[0.0, "v_ox"] == 2 and sweep.loc[0.5, "e_hull"] == 4
 
 
 def test_thresholds_from_real_config_and_bad_values():
@@ -102,6 +130,16 @@ def test_thresholds_from_real_config_and_bad_values():
     assert "Ti" in t.transition_metals and "Ce" not in t.transition_metals
     OmegaConf.update(cfg, "screen.transition_metals", ["Ti", "Xx"])
     with pytest.raises(ValueError, match="screen.transition_metals"):
+        Thresholds.from_config(cfg.screen)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("band_gap_min", 0.3), ("ehull_max", 0.1), ("ehull_sweep", [0.0, 0.2]), ("ehull_max", -0.01)]
+)
+def test_thresholds_outside_the_gap_file_coverage_are_refused(key, value):
+    cfg = compose()
+    OmegaConf.update(cfg, f"screen.{key}", value)
+    with pytest.raises(ValueError, match=f"screen.{key}"):
         Thresholds.from_config(cfg.screen)
 
 

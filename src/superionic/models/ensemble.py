@@ -78,24 +78,30 @@ class Ensemble:
     def vote(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per row: vote counts, mean calibrated probability, unanimity per member,
         and ``ensemble_label`` (unanimous in every member)."""
+        return self.assess(X)[0]
+
+    def assess(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """:meth:`vote`'s table and the calibrated probability of every split-model,
+        shape (members x n_splits, rows): their spread is the ensemble's uncertainty."""
         Xf = self._matrix(X)
         out = pd.DataFrame(index=X.index)
         label = np.ones(len(Xf), dtype=bool)
+        probas = []
         for member in self.member_names:
             votes = np.zeros(len(Xf), dtype=int)
-            proba = np.zeros(len(Xf), dtype=float)
-            for i, model in enumerate(self.models[member]):
+            calibrators = self.calibrators.get(member, [None] * self.n_splits)
+            for model, calibrated in zip(self.models[member], calibrators, strict=True):
                 votes += np.asarray(model.predict(Xf), dtype=int)
-                calibrated = self.calibrators.get(member, [None] * self.n_splits)[i]
                 source = calibrated if calibrated is not None else model
-                proba += source.predict_proba(Xf)[:, 1]
+                probas.append(source.predict_proba(Xf)[:, 1])
+            member_probas = np.asarray(probas[-self.n_splits :])
             unanimous = votes == self.n_splits
             out[votes_col(member)] = votes
-            out[proba_col(member)] = proba / self.n_splits
+            out[proba_col(member)] = member_probas.sum(axis=0) / self.n_splits
             out[unanimous_col(member)] = unanimous
             label &= unanimous
         out[ENSEMBLE_LABEL] = label
-        return out
+        return out, np.asarray(probas).reshape(len(probas), len(Xf))
 
 
 def _fit_member_split(

@@ -53,3 +53,21 @@ AD_FLAG = "applicability"  # "near" / "far"
 IN_TRAINING = "in_training"
 TRAINING_LABEL = "training_label"
 CANDIDATE = "candidate"
+
+# --- 2024 release and cross-release columns ---------------------------------------
+RAW_MATERIAL_ID = "material_id"
+RAW_FORMULA_2024 = "formula"
+RAW_UNIT_CELL = "composition"
+RAW_NSITES = "nsites"
+RAW_E_ABOVE_HULL = "energy_above_hull"
+GAP_ID = "MP ID"
+GAP_FORMULA = "Formula"
+GAP_E_HULL = "Energy Above Hull (eV)"
+GAP_BAND_GAP = "Band Gap (eV)"
+
+RELEASE = "release"  # which Materials Project release a row comes from
+NSITES = "nsites"
+BAND_GAP_NOTE = "band_gap_note"  # where the band gap comes from, or why it is unknown
+E_HULL_NOTE = "e_hull_note"  # why E_hull is unknown (empty when known)
+V_OX_SOURCE = "v_ox_source"  # which source gave V_ox (see superionic.screening.voltage)
+V_OX_STATUS = "v_ox_status"  # pass / fail / unknown at the V_ox filter

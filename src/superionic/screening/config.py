@@ -6,6 +6,9 @@ Defaults are mirrored in ``conf/screen/paper.yaml`` (the paper's funnel).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
+
+from omegaconf import MISSING
 
 # d-block groups 3-12 plus La and Ac: exactly pymatgen's
 # ``Element.is_transition_metal`` for the elements present in the Materials
@@ -18,8 +21,43 @@ DEFAULT_TRANSITION_METALS = [
 ]  # fmt: skip
 
 
+class Release(str, Enum):
+    """Materials Project release the funnel screens."""
+
+    # complete 2024 release: MP's own E_hull, band gaps of the Li materials
+    mp2024 = "mp2024"
+    # 2019 snapshot: own hulls from an incomplete formation-energy file (paper era)
+    mp2019 = "mp2019"
+
+
+@dataclass
+class VoxModelConfig:
+    """Fourth, flagged V_ox source: a regressor trained on Wang et al. 2024."""
+
+    enabled: bool = MISSING
+    n_estimators: int = MISSING
+    learning_rate: float = MISSING
+    num_leaves: int = MISSING
+    min_child_samples: int = MISSING
+    # chemical-system-grouped folds for the stated error
+    cv_folds: int = MISSING
+
+
+@dataclass
+class RediscoveryConfig:
+    """Refit without the pool's labelled materials and their chemical systems."""
+
+    # split-models per ensemble member in the refit (the screening ensemble has classifier.n_splits)
+    n_splits: int = MISSING
+    # cut-offs for precision@k / recall@k over the pool ranking
+    ks: list[int] = MISSING
+
+
 @dataclass
 class ScreenConfig:
+    # which release the default funnel, ranking and rediscovery use; the
+    # report always puts both releases and the paper side by side
+    release: Release = MISSING
     # --- the paper's four filters, applied in this order ---------------------
     # 1. no element of this list in the composition
     transition_metals: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSITION_METALS))
@@ -36,6 +74,9 @@ class ScreenConfig:
     hull_tol: float = 1.0e-6
     # Worker processes for the phase diagrams (1 = in-process).
     n_jobs: int = 1
+    # E_hull tolerances (eV/atom) whose funnel and candidates the report tabulates
+    ehull_sweep: list[float] = MISSING
+    vox_model: VoxModelConfig = field(default_factory=VoxModelConfig)
 
     # --- prediction --------------------------------------------------------------
     # Applicability domain: mean distance to the k nearest training compositions
@@ -43,9 +84,25 @@ class ScreenConfig:
     # set's own (leave-one-out) k-NN distances.
     ad_neighbors: int = 5
     ad_quantile: float = 0.95
+    # a candidate "worth acting on": calibrated P(superionic) at least this, inside the domain
+    p_min: float = MISSING
+    # central interval of the split-model probabilities reported as the uncertainty
+    interval: float = MISSING
+    # nearest training materials listed per candidate
+    n_neighbors_shown: int = MISSING
+    # ranked candidates shown in the report (all of them are in the CSV)
+    top_n: int = MISSING
+    # best-ranked new survivors written as the MLIP MD hand-off list (md.mlip.candidates_csv)
+    md_handoff_top: int = MISSING
+    # well-known conductors whose fate in the funnel the report states
+    known_conductors: list[str] = MISSING
+    rediscovery: RediscoveryConfig = field(default_factory=RediscoveryConfig)
 
     # --- outputs -----------------------------------------------------------------
     pool: str = "data/screening/pool.parquet"
+    pool2024: str = MISSING
+    pool_features: str = MISSING
+    voltage: str = MISSING
     thermo: str = "data/screening/thermo.parquet"
     funnel: str = "data/screening/funnel.parquet"
     predictions: str = "data/screening/predictions.parquet"

@@ -63,7 +63,7 @@ def _hint(row: pd.Series) -> str:
     return "lower here: a competing phase in the 2019 snapshot is absent or higher in Wang's database, or energies/corrections differ"
 
 
-def _stats(ours: pd.Series, theirs: pd.Series) -> dict[str, float]:
+def window_stats(ours: pd.Series, theirs: pd.Series) -> dict[str, float]:
     if len(ours) < 2:
         return {"n": len(ours), "pearson_r": float("nan"), "mae_v": float("nan"), "median_abs_v": float("nan")}
     diff = ours - theirs
@@ -99,13 +99,13 @@ def compare_windows(thermo: pd.DataFrame, wang: pd.DataFrame) -> tuple[pd.DataFr
         "n_wang_formulas": len(theirs),
         "n_matched": len(matched),
         "n_matched_on_hull": len(on_hull),
-        "v_ox_all": _stats(matched[C.V_OX], matched[WANG_OX_MEDIAN]),
-        "v_red_all": _stats(matched[C.V_RED], matched[WANG_RED_MEDIAN]),
-        "v_ox_on_hull": _stats(on_hull[C.V_OX], on_hull[WANG_OX_MEDIAN]),
-        "v_red_on_hull": _stats(on_hull[C.V_RED], on_hull[WANG_RED_MEDIAN]),
+        "v_ox_all": window_stats(matched[C.V_OX], matched[WANG_OX_MEDIAN]),
+        "v_red_all": window_stats(matched[C.V_RED], matched[WANG_RED_MEDIAN]),
+        "v_ox_on_hull": window_stats(on_hull[C.V_OX], on_hull[WANG_OX_MEDIAN]),
+        "v_red_on_hull": window_stats(on_hull[C.V_RED], on_hull[WANG_RED_MEDIAN]),
         "n_matched_complete": len(complete),
-        "v_ox_on_hull_complete": _stats(complete[C.V_OX], complete[WANG_OX_MEDIAN]),
-        "v_red_on_hull_complete": _stats(complete[C.V_RED], complete[WANG_RED_MEDIAN]),
+        "v_ox_on_hull_complete": window_stats(complete[C.V_OX], complete[WANG_OX_MEDIAN]),
+        "v_red_on_hull_complete": window_stats(complete[C.V_RED], complete[WANG_RED_MEDIAN]),
     }
     return matched, check
 

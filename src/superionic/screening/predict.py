@@ -1,19 +1,26 @@
-"""Stage ``screen-predict``: the classifier ensemble on the funnel survivors.
+"""Stage ``screen-predict``: rank the funnel survivors by calibrated P(superionic), with trust.
 
-Per member (the paper: GB and LightGBM) the number of its split-models that
-call each survivor superionic (the paper's Figure 4), the survivors on which
-all of them agree, and the intersection over members: the candidate list.
+Every distinct formula of the screened release's pool is scored once by the
+classifier ensemble (GB + LightGBM x ``classifier.n_splits`` split-models,
+each Platt-calibrated on its own held-out rows):
 
-Applicability domain: survivors are described by the same composition
-features as the training set; each gets the mean Euclidean distance to its
-``screen.ad_neighbors`` nearest training materials in feature space
-standardized with the training mean and standard deviation, and is "far"
-when that exceeds the ``screen.ad_quantile`` quantile of the training
-materials' own leave-one-out distances. A "far" candidate is an
-extrapolation: the vote says little.
+* ``p_superionic``: mean calibrated probability over all split-models;
+* ``p_std``, ``p_low``, ``p_high``: their spread (standard deviation and the
+  central ``screen.interval`` range): how much the answer depends on which
+  80 % of the data trained the model;
+* the paper's unanimity rule (every split-model of every member votes
+  superionic) as a reported column, ``paper_candidate``;
+* applicability domain: mean distance to the ``screen.ad_neighbors`` nearest
+  training materials in standardized feature space, *far* above the
+  ``screen.ad_quantile`` quantile of the training set's own leave-one-out
+  distances;
+* the ``screen.n_neighbors_shown`` nearest training materials (formula,
+  family, measured sigma), so a reader can judge plausibility at a glance;
+* ``status``: known superionic / known poor conductor (the formula is in the
+  training data, with its measured label) or new.
 
-Survivors that are already in the training data (same reduced formula) are
-marked with their measured label: they are known, not discoveries.
+Survivors are ranked by P (ties: smaller spread, then material id); the
+unknown-window list is ranked the same way on its own.
 """
 
 from __future__ import annotations
@@ -27,26 +34,46 @@ import pandas as pd
 from omegaconf import DictConfig
 from sklearn.neighbors import NearestNeighbors
 
-from superionic.models.ensemble import proba_col, unanimous_col, votes_col
+from superionic.models.ensemble import ENSEMBLE_LABEL, proba_col, unanimous_col, votes_col
 from superionic.screening import columns as C
 from superionic.screening.io import report_path, write_csv, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
-ENSEMBLE_LABEL = "ensemble_label"
-PROBA_MEAN = "proba_mean"
+P = "p_superionic"
+P_STD = "p_std"
+P_LOW = "p_low"
+P_HIGH = "p_high"
+PAPER_CANDIDATE = "paper_candidate"
+NEIGHBORS = "nearest_training"
+STATUS = "status"
+RANK = "rank"
+MEASURED_SIGMA = "measured_sigma"
+CHEMSYS_IN_TRAINING = "chemsys_in_training"
 FEATURIZABLE = "featurizable"
 NEAR, FAR = "near", "far"
+KNOWN_GOOD, KNOWN_POOR, NEW = "known superionic", "known poor conductor", "new"
+
+# training-table columns (written by the dataset stage)
 TRAIN_FORMULA = "reduced_formula"
 TRAIN_LABEL = "label"
+TRAIN_SIGMA = "sigma"
+TRAIN_FAMILY = "family"
+TRAIN_CHEMSYS = "chemsys"
 
-CANDIDATES_FILE = "candidates.csv"
-VOTES_FIGURE = "votes.png"
+RANKED_FILE = "ranked_candidates.csv"
+UNKNOWN_RANKED_FILE = "ranked_unknown_window.csv"
+MD_HANDOFF_FILE = "md_candidates.csv"
+SWEEP_FILE = "ranking_sweep.csv"
 VOTES_FILE = "votes_histogram.csv"
+VOTES_FIGURE = "votes.png"
+MAP_FIGURE = "p_vs_vox.png"
 METRICS_FILE = "predict_metrics.json"
-SURVIVOR_COLUMNS = [
-    C.TASK_ID, C.FORMULA, C.REDUCED_FORMULA, C.ANION_CLASS, C.BAND_GAP, C.E_HULL, C.V_RED, C.V_OX,
-    C.N_MISSING_PHASES, C.MISSING_PHASES,
+
+RANKED_COLUMNS = [
+    RANK, C.TASK_ID, C.FORMULA, C.ANION_CLASS, C.BAND_GAP, C.E_HULL, C.V_OX, C.V_OX_SOURCE,
+    P, P_STD, P_LOW, P_HIGH, C.AD_FLAG, C.AD_DISTANCE, STATUS, MEASURED_SIGMA, CHEMSYS_IN_TRAINING,
+    PAPER_CANDIDATE, NEIGHBORS, C.REDUCED_FORMULA, C.CHEMSYS, C.N_MISSING_PHASES, C.MISSING_PHASES,
 ]  # fmt: skip
 
 
@@ -55,22 +82,24 @@ class EnsembleLike(Protocol):
     member_names: list[str]
     n_splits: int
 
-    def vote(self, X: pd.DataFrame) -> pd.DataFrame: ...
+    def assess(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]: ...
 
 
-def applicability(
-    train: pd.DataFrame, query: pd.DataFrame, k: int, quantile: float
-) -> tuple[np.ndarray, float]:
+def standardize(train: pd.DataFrame, query: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """z-scores with the training mean and deviation; a missing value sits at the mean."""
+    mean = train.mean()
+    std = train.std(ddof=0).replace(0.0, 1.0)  # constant features carry no distance
+    tz = ((train - mean) / std).fillna(0.0).to_numpy(dtype=float)
+    qz = ((query - mean) / std).fillna(0.0).to_numpy(dtype=float)
+    return tz, qz
+
+
+def applicability(tz: np.ndarray, qz: np.ndarray, k: int, quantile: float) -> tuple[np.ndarray, float]:
     """Mean distance to the k nearest training rows, and the "far" threshold."""
     if not 0 < quantile < 1:
         raise ValueError(f"screen.ad_quantile must be in (0, 1), got {quantile}")
-    if k < 1 or k >= len(train):
-        raise ValueError(f"screen.ad_neighbors must be in [1, {len(train) - 1}], got {k}")
-    mean = train.mean()
-    std = train.std(ddof=0).replace(0.0, 1.0)  # constant features carry no distance
-    # a missing feature sits at the training mean (z = 0): it adds no distance
-    tz = ((train - mean) / std).fillna(0.0).to_numpy(dtype=float)
-    qz = ((query - mean) / std).fillna(0.0).to_numpy(dtype=float)
+    if k < 1 or k >= len(tz):
+        raise ValueError(f"screen.ad_neighbors must be in [1, {len(tz) - 1}], got {k}")
     nn = NearestNeighbors(n_neighbors=k + 1).fit(tz)
     own, _ = nn.kneighbors(tz)
     # column 0 is the row itself (distance 0): leave it out
@@ -81,82 +110,128 @@ def applicability(
     return dist.mean(axis=1), threshold
 
 
-def predict_survivors(
-    survivors: pd.DataFrame,
-    features: pd.DataFrame,
-    ensemble: EnsembleLike,
-    train: pd.DataFrame,
-    k: int,
-    quantile: float,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Votes, probabilities, applicability and training overlap per survivor.
+def neighbour_text(tz: np.ndarray, qz: np.ndarray, train: pd.DataFrame, k: int) -> list[str]:
+    """The k nearest training materials of every query row, as "formula (family, sigma S/cm)"."""
+    if len(qz) == 0 or k == 0:
+        return [""] * len(qz)
+    _, index = NearestNeighbors(n_neighbors=k).fit(tz).kneighbors(qz)
+    family = train[TRAIN_FAMILY].astype("string").fillna("?").to_numpy()
+    sigma = train[TRAIN_SIGMA].to_numpy(dtype=float)
+    label = [f"{f} ({fam}, {s:.1e})" for f, fam, s in zip(train[TRAIN_FORMULA], family, sigma, strict=True)]
+    label = np.asarray(label, dtype=object)
+    return ["; ".join(row) for row in label[index]]
 
-    ``features``: composition features, index aligned with ``survivors``
-    (rows with every feature missing are reported as not featurizable).
-    ``train``: the classifier's training table (reduced formula, label and
-    the ensemble's feature columns).
+
+def score_formulas(
+    formulas: pd.Series, features: pd.DataFrame, ensemble: EnsembleLike, train: pd.DataFrame,
+    screen: DictConfig,
+) -> tuple[pd.DataFrame, float]:
+    """Probability, spread, votes, domain, neighbours and training status per formula.
+
+    ``features``: composition features aligned with ``formulas``. ``train``:
+    the classifier's training table (formula, label, sigma, family, chemsys
+    and the ensemble's feature columns). Returns the table and the "far"
+    distance threshold.
     """
     columns = list(ensemble.feature_columns)
     missing = [c for c in columns if c not in features.columns or c not in train.columns]
     if missing:
         raise ValueError(f"features lack {len(missing)} columns the ensemble needs, e.g. {missing[:5]}")
-    out = survivors[[c for c in SURVIVOR_COLUMNS if c in survivors.columns]].copy()
-    X = features.loc[survivors.index, columns].astype(float)
-    # Partly missing features (elements without magpie data) are imputed by
-    # the ensemble's own pipelines; an all-missing row is an unreadable formula.
+    if not 0 < screen.interval < 1:
+        raise ValueError(f"screen.interval must be in (0, 1), got {screen.interval}")
+    out = pd.DataFrame({C.REDUCED_FORMULA: formulas.to_numpy()})
+    X = features[columns].astype(float).reset_index(drop=True)
     ok = np.isfinite(X.to_numpy()).any(axis=1)
     out[FEATURIZABLE] = ok
-    votes = ensemble.vote(X[ok]) if ok.any() else pd.DataFrame(index=X.index[:0])
+    votes, split_p = ensemble.assess(X[ok])
+    votes.index = out.index[ok]
     for member in ensemble.member_names:
         out[votes_col(member)] = votes[votes_col(member)].reindex(out.index).astype("Int64")
         out[proba_col(member)] = votes[proba_col(member)].reindex(out.index)
         out[unanimous_col(member)] = votes[unanimous_col(member)].reindex(out.index, fill_value=False).astype(bool)
-    out[PROBA_MEAN] = out[[proba_col(m) for m in ensemble.member_names]].mean(axis=1, skipna=False)
-    out[C.CANDIDATE] = votes[ENSEMBLE_LABEL].reindex(out.index, fill_value=False).astype(bool)
+    out[PAPER_CANDIDATE] = votes[ENSEMBLE_LABEL].reindex(out.index, fill_value=False).astype(bool)
+    tail = (1 - screen.interval) / 2
+    for name, values in (
+        (P, split_p.mean(axis=0)),
+        (P_STD, split_p.std(axis=0)),
+        (P_LOW, np.quantile(split_p, tail, axis=0)),
+        (P_HIGH, np.quantile(split_p, 1 - tail, axis=0)),
+    ):
+        out[name] = np.nan
+        out.loc[ok, name] = values
 
-    train_x = train[columns].astype(float)
-    distance, threshold = applicability(train_x, X[ok], k, quantile)
+    tz, qz = standardize(train[columns].astype(float), X[ok])
+    distance, threshold = applicability(tz, qz, screen.ad_neighbors, screen.ad_quantile)
     out[C.AD_DISTANCE] = np.nan
     out.loc[ok, C.AD_DISTANCE] = distance
     out[C.AD_FLAG] = np.where(~ok, "", np.where(out[C.AD_DISTANCE] > threshold, FAR, NEAR))
-    labels = train.groupby(TRAIN_FORMULA)[TRAIN_LABEL].max()
-    out[C.IN_TRAINING] = out[C.REDUCED_FORMULA].isin(labels.index)
-    out[C.TRAINING_LABEL] = out[C.REDUCED_FORMULA].map(labels).astype("Int64")
+    out[NEIGHBORS] = ""
+    out.loc[ok, NEIGHBORS] = neighbour_text(tz, qz, train, screen.n_neighbors_shown)
 
-    candidates = out[out[C.CANDIDATE]]
-    metrics: dict[str, Any] = {
-        "n_survivors": len(out),
-        "n_not_featurizable": int((~ok).sum()),
-        "n_splits": int(ensemble.n_splits),
-        "ad_threshold": threshold,
-        "n_far": int((out[C.AD_FLAG] == FAR).sum()),
-        "n_candidates": len(candidates),
-        "n_candidates_far": int((candidates[C.AD_FLAG] == FAR).sum()),
-        "n_candidates_in_training": int(candidates[C.IN_TRAINING].sum()),
-        "n_candidates_with_missing_phases": int((candidates[C.N_MISSING_PHASES] > 0).sum())
-        if C.N_MISSING_PHASES in candidates
-        else 0,
-        "n_survivors_in_training": int(out[C.IN_TRAINING].sum()),
-    }
-    for member in ensemble.member_names:
-        metrics[f"n_unanimous_{member}"] = int(out[unanimous_col(member)].sum())
-    return out, metrics
+    measured = train.groupby(TRAIN_FORMULA).agg(label=(TRAIN_LABEL, "max"), sigma=(TRAIN_SIGMA, "max"))
+    label = out[C.REDUCED_FORMULA].map(measured["label"])
+    out[C.IN_TRAINING] = label.notna()
+    out[C.TRAINING_LABEL] = label.astype("Int64")
+    out[MEASURED_SIGMA] = out[C.REDUCED_FORMULA].map(measured["sigma"])
+    out[STATUS] = np.select([label == 1, label == 0], [KNOWN_GOOD, KNOWN_POOR], default=NEW)
+    return out, threshold
 
 
-def candidate_table(predictions: pd.DataFrame, members: list[str]) -> pd.DataFrame:
-    cols = [
-        C.TASK_ID, C.FORMULA, C.ANION_CLASS, C.BAND_GAP, C.E_HULL, C.V_OX,
-        *[votes_col(m) for m in members], *[proba_col(m) for m in members], PROBA_MEAN,
-        C.AD_FLAG, C.AD_DISTANCE, C.IN_TRAINING, C.TRAINING_LABEL, C.N_MISSING_PHASES, C.MISSING_PHASES,
-    ]  # fmt: skip
-    table = predictions.loc[predictions[C.CANDIDATE], [c for c in cols if c in predictions.columns]]
-    return table.sort_values([PROBA_MEAN, C.TASK_ID], ascending=[False, True], kind="mergesort")
+def chemsys_in_training(chemsys: pd.Series, train: pd.DataFrame) -> np.ndarray:
+    return chemsys.isin(set(train[TRAIN_CHEMSYS])).to_numpy()
 
 
-def votes_histogram(predictions: pd.DataFrame, members: list[str], n_splits: int) -> pd.DataFrame:
+def rank(rows: pd.DataFrame, scores: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
+    """Funnel rows joined with their formula's scores, best first, deterministic."""
+    merged = rows.merge(scores, on=C.REDUCED_FORMULA, how="left", validate="many_to_one")
+    merged[CHEMSYS_IN_TRAINING] = chemsys_in_training(merged[C.CHEMSYS], train)
+    merged = merged.sort_values(
+        [P, P_STD, C.TASK_ID], ascending=[False, True, True], kind="mergesort", na_position="last"
+    ).reset_index(drop=True)
+    merged[RANK] = np.arange(1, len(merged) + 1)
+    return merged
+
+
+def actionable(ranked: pd.DataFrame, p_min: float) -> np.ndarray:
+    """P at least ``p_min`` and inside the applicability domain."""
+    return ((ranked[P] >= p_min) & (ranked[C.AD_FLAG] == NEAR)).to_numpy()
+
+
+def ranking_sweep(funnel: pd.DataFrame, scores: pd.DataFrame, tolerances: list[float], p_min: float) -> pd.DataFrame:
+    """Survivors and actionable candidates at every E_hull tolerance."""
+    from superionic.screening.funnel import V_OX_PASS, V_OX_UNKNOWN
+
+    merged = funnel.merge(scores[[C.REDUCED_FORMULA, P, C.AD_FLAG, STATUS]], on=C.REDUCED_FORMULA, how="left")
+    early = (merged[C.PASS_NO_TM] & merged[C.PASS_BAND_GAP]).to_numpy()
+    good = actionable(merged, p_min)
+    new = (merged[STATUS] == NEW).to_numpy()
+    rows = []
+    for tol in sorted(set(float(v) for v in tolerances)):
+        reached = early & (merged[C.E_HULL].to_numpy(dtype=float) <= tol)
+        passes = reached & (merged[C.V_OX_STATUS] == V_OX_PASS).to_numpy()
+        unknown = reached & (merged[C.V_OX_STATUS] == V_OX_UNKNOWN).to_numpy()
+        rows.append({
+            "ehull_max": tol,
+            "survivors": int(passes.sum()),
+            "survivor_formulas": int(merged.loc[passes, C.REDUCED_FORMULA].nunique()),
+            f"p>={p_min:g}_in_domain": int((passes & good).sum()),
+            f"p>={p_min:g}_in_domain_new": int((passes & good & new).sum()),
+            "unknown_window": int(unknown.sum()),
+            f"unknown_window_p>={p_min:g}_in_domain": int((unknown & good).sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def md_handoff(ranked: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The best-ranked new survivors, in the layout `md.mlip.candidates_csv` reads."""
+    chosen = ranked[ranked[STATUS] == NEW].head(top)
+    return chosen[[RANK, C.TASK_ID, C.FORMULA, P, P_STD, C.AD_FLAG, C.V_OX, C.V_OX_SOURCE]]
+
+
+def votes_histogram(scored: pd.DataFrame, members: list[str], n_splits: int) -> pd.DataFrame:
     data = {"votes": np.arange(n_splits + 1)}
     for member in members:
-        counts = predictions[votes_col(member)].dropna().astype(int).value_counts()
+        counts = scored[votes_col(member)].dropna().astype(int).value_counts()
         data[member] = [int(counts.get(v, 0)) for v in data["votes"]]
     return pd.DataFrame(data)
 
@@ -182,33 +257,100 @@ def plot_votes(hist: pd.DataFrame, members: list[str], path: str | Path) -> Path
     return path
 
 
+def plot_p_vs_vox(reached: pd.DataFrame, v_min: float, p_min: float, path: str | Path) -> Path:
+    """P(superionic) against V_ox for every material that reached the V_ox step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from superionic.screening.voltage import SOURCES
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    markers = dict(zip(SOURCES, ["o", "s", "^", "x"], strict=True))
+    known = reached[reached[C.V_OX].notna()]
+    for source in SOURCES:
+        for flag, colour in ((NEAR, "tab:blue"), (FAR, "tab:gray")):
+            sub = known[(known[C.V_OX_SOURCE] == source) & (known[C.AD_FLAG] == flag)]
+            if len(sub):
+                ax.errorbar(sub[C.V_OX].clip(upper=10), sub[P], yerr=sub[P_STD], fmt=markers[source],
+                            color=colour, ms=4, alpha=0.6, elinewidth=0.5, label=f"{source}, {flag}")
+    ax.axvline(v_min, color="k", ls="--", lw=0.8)
+    ax.axhline(p_min, color="k", ls=":", lw=0.8)
+    ax.set_xlabel("V_ox vs Li/Li+ (V; clipped at 10)")
+    ax.set_ylabel("calibrated P(superionic) ± split-model std")
+    ax.set_title("materials reaching the V_ox step (survivors: right of the dashed line)")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def predict_metrics(ranked: pd.DataFrame, unknown: pd.DataFrame, scores: pd.DataFrame, members: list[str],
+                    threshold: float, n_splits: int, p_min: float) -> dict[str, Any]:
+    good = actionable(ranked, p_min)
+    good_unknown = actionable(unknown, p_min)
+    out: dict[str, Any] = {
+        "n_formulas_scored": len(scores),
+        "n_not_featurizable": int((~scores[FEATURIZABLE]).sum()),
+        "n_splits": n_splits,
+        "ad_threshold": threshold,
+        "n_survivors": len(ranked),
+        "n_survivors_far": int((ranked[C.AD_FLAG] == FAR).sum()),
+        "n_p_min": int((ranked[P] >= p_min).sum()),
+        "n_p_min_in_domain": int(good.sum()),
+        "n_p_min_in_domain_new": int((good & (ranked[STATUS] == NEW).to_numpy()).sum()),
+        "survivor_status": {str(k): int(v) for k, v in ranked[STATUS].value_counts().items()},
+        "n_paper_candidates": int(ranked[PAPER_CANDIDATE].sum()),
+        "n_unknown_window": len(unknown),
+        "n_unknown_window_p_min_in_domain": int(good_unknown.sum()),
+    }
+    for member in members:
+        out[f"n_unanimous_{member}"] = int(ranked[unanimous_col(member)].sum())
+    return out
+
+
 def run_stage(cfg: DictConfig) -> None:
     from superionic.data.dataset import load_dataset
-    from superionic.features.composition import featurize_formulas
     from superionic.models.ensemble import load_ensemble
+    from superionic.screening.config import Release
+    from superionic.screening.features import features_for
+    from superionic.screening.funnel import alive_after, unknown_window
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     screen = cfg.screen
     with stage_run("screen-predict", cfg, sections=["screen", "classifier"]):
         funnel = pd.read_parquet(screen.funnel)
-        survivors = funnel[funnel[C.SURVIVES]].reset_index(drop=True)
+        funnel = funnel[funnel[C.RELEASE] == Release(screen.release).value].reset_index(drop=True)
         ensemble = load_ensemble(cfg.classifier.ensemble_model)
         train, _ = load_dataset(cfg.paths.dataset)
-        formulas = survivors[C.REDUCED_FORMULA].tolist()
-        features = featurize_formulas(formulas)
-        features.index = survivors.index
-        predictions, metrics = predict_survivors(
-            survivors, features, ensemble, train, screen.ad_neighbors, screen.ad_quantile
-        )
+        formulas = pd.DataFrame({C.REDUCED_FORMULA: sorted(set(funnel[C.REDUCED_FORMULA]))})
+        features = features_for(formulas, pd.read_parquet(screen.pool_features), list(ensemble.feature_columns))
+        scores, threshold = score_formulas(formulas[C.REDUCED_FORMULA], features, ensemble, train, screen)
+        ranked = rank(funnel[funnel[C.SURVIVES]], scores, train)
+        unknown = rank(funnel[unknown_window(funnel)], scores, train)
+        reached = rank(funnel[alive_after(funnel, "e_hull")], scores, train)
         members = list(ensemble.member_names)
-        hist = votes_histogram(predictions, members, ensemble.n_splits)
-        write_parquet(predictions, screen.predictions)
+        hist = votes_histogram(ranked, members, ensemble.n_splits)
+        metrics = predict_metrics(ranked, unknown, scores, members, threshold, ensemble.n_splits, screen.p_min)
+        write_parquet(scores, screen.predictions)
         outputs = [
-            write_csv(candidate_table(predictions, members), report_path(screen.report_dir, CANDIDATES_FILE)),
+            write_csv(ranked[RANKED_COLUMNS], report_path(screen.report_dir, RANKED_FILE)),
+            write_csv(unknown[RANKED_COLUMNS], report_path(screen.report_dir, UNKNOWN_RANKED_FILE)),
+            write_csv(md_handoff(ranked, screen.md_handoff_top),
+                      report_path(screen.report_dir, MD_HANDOFF_FILE)),
+            write_csv(ranking_sweep(funnel, scores, list(screen.ehull_sweep), screen.p_min),
+                      report_path(screen.report_dir, SWEEP_FILE)),
             write_csv(hist, report_path(screen.report_dir, VOTES_FILE)),
             plot_votes(hist, members, report_path(screen.report_dir, VOTES_FIGURE)),
+            plot_p_vs_vox(reached, screen.oxidation_voltage_min, screen.p_min,
+                          report_path(screen.report_dir, MAP_FIGURE)),
             write_json(metrics, report_path(screen.report_dir, METRICS_FILE)),
         ]
         log_metrics(metrics)
         log_artifacts(outputs)
-        log.info("screen-predict: %d survivors, %d candidates", metrics["n_survivors"], metrics["n_candidates"])
+        log.info("screen-predict: %d survivors, %d with P >= %g in domain",
+                 metrics["n_survivors"], metrics["n_p_min_in_domain"], screen.p_min)

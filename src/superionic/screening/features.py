@@ -1,0 +1,71 @@
+"""Stage ``pool-features``: CD-145 composition descriptors of every distinct pool formula.
+
+One row per reduced formula of the screened release's pool (polymorphs share
+a composition, so they share descriptors). The ranking, the rediscovery test
+and the V_ox estimate all read this one table instead of featurizing again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from superionic.screening import columns as C
+from superionic.screening.io import report_path, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "pool_features_metrics.json"
+
+
+def featurize_pool(formulas: pd.Series, n_jobs: int = 1) -> pd.DataFrame:
+    """CD-145 per distinct formula, sorted by formula; all-NaN rows are unreadable formulas."""
+    from superionic.features.composition import featurize_formulas
+
+    distinct = sorted(set(formulas))
+    features = featurize_formulas(distinct, n_jobs=n_jobs)
+    features.insert(0, C.REDUCED_FORMULA, distinct)
+    return features
+
+
+def features_for(table: pd.DataFrame, features: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The feature rows of ``table`` (by reduced formula), index aligned with ``table``."""
+    indexed = features.set_index(C.REDUCED_FORMULA)
+    missing = sorted(set(table[C.REDUCED_FORMULA]) - set(indexed.index))
+    if missing:
+        raise ValueError(f"{len(missing)} formulas lack pool features (rerun `dvc repro pool-features`): {missing[:5]}")
+    out = indexed.loc[table[C.REDUCED_FORMULA], columns]
+    out.index = table.index
+    return out.astype(float)
+
+
+def selected_pool_path(screen: DictConfig) -> str:
+    from superionic.screening.config import Release
+
+    return screen.pool2024 if Release(screen.release) is Release.mp2024 else screen.pool
+
+
+def run_stage(cfg: DictConfig) -> None:
+    from superionic.tracking import log_artifacts, log_metrics, stage_run
+
+    screen = cfg.screen
+    with stage_run("pool-features", cfg, sections=["screen"]):
+        pool = pd.read_parquet(selected_pool_path(screen))
+        start = time.perf_counter()
+        features = featurize_pool(pool[C.REDUCED_FORMULA], n_jobs=cfg.features.n_jobs)
+        seconds = time.perf_counter() - start
+        values = features.drop(columns=[C.REDUCED_FORMULA]).to_numpy(dtype=float)
+        metrics = {
+            "n_formulas": len(features),
+            "n_unreadable": int((~np.isfinite(values).any(axis=1)).sum()),
+            "n_rows_with_nan": int((~np.isfinite(values)).any(axis=1).sum()),
+        }
+        write_parquet(features, screen.pool_features)
+        path = write_json(metrics, report_path(screen.report_dir, METRICS_FILE))
+        log_metrics({**metrics, "featurize_seconds": seconds})
+        log_artifacts([path])
+        log.info("pool-features: %d formulas in %.1f s", len(features), seconds)
