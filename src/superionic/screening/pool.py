@@ -49,28 +49,35 @@ def chemsys_of(elements: tuple[str, ...] | list[str]) -> str:
     return "-".join(sorted(elements))
 
 
-def build_pool(polymorphs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Li-containing entries of the all-polymorphs table, and the unparsed rows."""
-    parsed = [parse_formula(f) for f in polymorphs[C.RAW_PRETTY_FORMULA]]
-    ok = pd.Series([p is not None for p in parsed], index=polymorphs.index)
-    unparsed = polymorphs.loc[~ok, [C.RAW_TASK_ID, C.RAW_PRETTY_FORMULA]].copy()
-    unparsed[C.FAIL_REASON] = "pymatgen cannot parse the formula"
-    has_li = pd.Series([p is not None and LITHIUM in p[1] for p in parsed], index=polymorphs.index)
-    rows = polymorphs.loc[has_li]
-    info = [parsed[i] for i in range(len(parsed)) if has_li.iat[i]]
-    pool = pd.DataFrame(
+def li_entries(ids: pd.Series, formulas: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+    """Parsed Li entries (id, formula, reduced formula, chemsys, anion class; the
+    input index kept) and the mask of formulas pymatgen cannot read."""
+    parsed = formulas.map(parse_formula)
+    unparsed = parsed.isna()
+    has_li = parsed.map(lambda p: p is not None and LITHIUM in p[1]).astype(bool)
+    info = parsed[has_li]
+    entries = pd.DataFrame(
         {
-            C.TASK_ID: rows[C.RAW_TASK_ID].to_numpy(),
-            C.FORMULA: rows[C.RAW_PRETTY_FORMULA].to_numpy(),
+            C.TASK_ID: ids[has_li].to_numpy(),
+            C.FORMULA: formulas[has_li].to_numpy(),
             C.REDUCED_FORMULA: [p[0] for p in info],
             C.CHEMSYS: [chemsys_of(p[1]) for p in info],
             C.N_ELEMENTS: [len(p[1]) for p in info],
-            C.BAND_GAP: rows[C.RAW_BAND_GAP].to_numpy(dtype=float),
-        }
+        },
+        index=info.index,
     )
-    classes = [classify_formula(f) for f in pool[C.REDUCED_FORMULA]]
-    pool[C.ANION_CLASS] = [c[0] for c in classes]
-    pool[C.ANIONS] = [c[1] for c in classes]
+    classes = [classify_formula(f) for f in entries[C.REDUCED_FORMULA]]
+    entries[C.ANION_CLASS] = [c[0] for c in classes]
+    entries[C.ANIONS] = [c[1] for c in classes]
+    return entries, unparsed
+
+
+def build_pool(polymorphs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Li-containing entries of the all-polymorphs table, and the unparsed rows."""
+    pool, bad = li_entries(polymorphs[C.RAW_TASK_ID], polymorphs[C.RAW_PRETTY_FORMULA])
+    unparsed = polymorphs.loc[bad, [C.RAW_TASK_ID, C.RAW_PRETTY_FORMULA]].copy()
+    unparsed[C.FAIL_REASON] = "pymatgen cannot parse the formula"
+    pool[C.BAND_GAP] = polymorphs.loc[pool.index, C.RAW_BAND_GAP].to_numpy(dtype=float)
     pool = pool.sort_values(C.TASK_ID, key=task_id_sort_key).reset_index(drop=True)
     return pool[POOL_COLUMNS], unparsed.reset_index(drop=True)
 

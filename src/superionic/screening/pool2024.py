@@ -30,10 +30,10 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.screening import columns as C
-from superionic.screening.anions import CLASSES, classify_formula
+from superionic.screening.anions import CLASSES
 from superionic.screening.io import report_path, write_csv, write_json, write_parquet
 from superionic.screening.mpdata import GAP_FILE_MAX_E_HULL, GAP_FILE_MIN_GAP
-from superionic.screening.pool import LITHIUM, chemsys_of, parse_formula, task_id_sort_key
+from superionic.screening.pool import li_entries, parse_formula, task_id_sort_key
 
 log = logging.getLogger(__name__)
 
@@ -85,29 +85,12 @@ def assign_band_gaps(pool: pd.DataFrame, gaps: pd.DataFrame) -> tuple[np.ndarray
 def build_pool_2024(materials: pd.DataFrame, gaps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The Li pool with E_hull and band gap, the unparsed Li rows, and gap-file checks."""
     maybe_li = materials[materials[C.RAW_FORMULA_2024].str.contains(LI_TOKEN, regex=True)]
-    parsed = maybe_li[C.RAW_FORMULA_2024].map(parse_formula)
-    ok = parsed.notna()
-    unparsed = maybe_li.loc[~ok, [C.RAW_MATERIAL_ID, C.RAW_FORMULA_2024]].copy()
+    pool, bad = li_entries(maybe_li[C.RAW_MATERIAL_ID], maybe_li[C.RAW_FORMULA_2024])
+    unparsed = maybe_li.loc[bad, [C.RAW_MATERIAL_ID, C.RAW_FORMULA_2024]].copy()
     unparsed[C.FAIL_REASON] = "pymatgen cannot parse the formula"
-    rows = maybe_li[ok]
-    info = parsed[ok]
-    has_li = info.map(lambda p: LITHIUM in p[1])
-    rows, info = rows[has_li], info[has_li]
-    pool = pd.DataFrame(
-        {
-            C.TASK_ID: rows[C.RAW_MATERIAL_ID].to_numpy(),
-            C.FORMULA: rows[C.RAW_FORMULA_2024].to_numpy(),
-            C.REDUCED_FORMULA: [p[0] for p in info],
-            C.CHEMSYS: [chemsys_of(p[1]) for p in info],
-            C.N_ELEMENTS: [len(p[1]) for p in info],
-            C.NSITES: rows[C.RAW_NSITES].to_numpy(dtype=int),
-            C.E_HULL: rows[C.RAW_E_ABOVE_HULL].to_numpy(dtype=float),
-        }
-    )
+    pool[C.NSITES] = maybe_li.loc[pool.index, C.RAW_NSITES].to_numpy(dtype=int)
+    pool[C.E_HULL] = maybe_li.loc[pool.index, C.RAW_E_ABOVE_HULL].to_numpy(dtype=float)
     pool[C.BAND_GAP], pool[C.BAND_GAP_NOTE] = assign_band_gaps(pool, gaps)
-    classes = [classify_formula(f) for f in pool[C.REDUCED_FORMULA]]
-    pool[C.ANION_CLASS] = [c[0] for c in classes]
-    pool[C.ANIONS] = [c[1] for c in classes]
     pool = pool.sort_values(C.TASK_ID, key=task_id_sort_key).reset_index(drop=True)
 
     # The absence rule stands on the file's coverage: check it on the file itself.
