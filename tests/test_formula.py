@@ -64,3 +64,17 @@ def test_lenient_pymatgen_dummy_species_are_not_accepted():
     # pymatgen alone reads "A" and "L" as dummy species.
     assert "unknown element symbol 'Q'" in parse_formula("LiQ2").error
     assert _amounts(parse_formula("LiAL")) == {"Li": 1.0, "Al": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Li1e400O", "exponent"),
+        ("Li1e10O", "exponent"),
+        ("Li-1O", "negative subscript"),
+        ("Li2000O", "above 1000"),
+    ],
+)
+def test_subscripts_must_be_plain_bounded_positive_numbers(text, reason):
+    parsed = parse_formula(text)
+    assert not parsed.ok and reason in parsed.error

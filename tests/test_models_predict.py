@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -132,3 +134,52 @@ def test_real_parser_and_cd145_featurizer(tmp_path):
     out = predict.predict_frame(pd.DataFrame({"formula": ["Li7La3Zr2O12", "Li1.2Fe0.2HF1.8 (PO4)3", "Qq"]}), ens)
     assert out[predict.STATUS].tolist() == [predict.OK, predict.OK, predict.REJECTED]
     assert out[predict.N_IMPUTED].iloc[0] == 0
+
+
+@pytest.mark.parametrize("rows", [["Xx2O"], [], ["Li1e400O", "Li-1O"]])
+def test_no_usable_row_still_returns_every_row_with_a_reason(ensemble, rows):
+    out = predict.predict_frame(pd.DataFrame({"formula": rows}, dtype=str), ensemble, featurize=fake_featurize)
+    assert len(out) == len(rows)
+    assert (out[predict.STATUS] == predict.REJECTED).all() and (out[predict.REASON].str.len() > 0).all()
+    assert votes_col("tree") in out.columns and ENSEMBLE_LABEL in out.columns
+
+
+def test_cli_refuses_bad_outputs_and_unreadable_inputs(ensemble, tmp_path, capsys):
+    path = tmp_path / "ens.joblib"
+    save_ensemble(ensemble, path)
+    src = tmp_path / "in.csv"
+    src.write_text("formula\nLi2O\n", encoding="utf-8")
+    before = src.read_bytes()
+    assert predict.main([str(src), "--ensemble", str(path), "-o", str(src)]) == 2
+    assert src.read_bytes() == before  # the input is never overwritten
+    assert predict.main([str(src), "--ensemble", str(path), "-o", str(tmp_path / "no" / "out.csv")]) == 2
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert predict.main([str(empty), "--ensemble", str(path), "-o", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "is the input file" in err and "does not exist" in err and "empty.csv" in err
+
+
+def test_cif_lookups_stay_inside_the_cif_dir(tmp_path):
+    cifs = tmp_path / "cifs"
+    cifs.mkdir()
+    (cifs / "a.cif").write_text("data_a\n", encoding="utf-8")
+    (tmp_path / "x.cif").write_text("data_x\n", encoding="utf-8")
+    frame = pd.DataFrame({"id": ["a", "../x", str(tmp_path / "x"), "missing"]})
+    paths = predict._cif_paths(frame, cifs, "id")
+    assert paths[0] == (cifs / "a.cif").resolve() and paths[1:] == [None, None, None]
+
+
+def test_failed_write_leaves_the_previous_output(tmp_path, monkeypatch):
+    out = tmp_path / "out.csv"
+    out.write_text("good\n", encoding="utf-8")
+
+    def broken(self, path, **kwargs):
+        Path(path).write_text("trunc", encoding="utf-8")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    with pytest.raises(OSError, match="disk full"):
+        predict._write_atomically(pd.DataFrame({"a": [1]}), out)
+    assert out.read_text(encoding="utf-8") == "good\n"
+    assert list(tmp_path.iterdir()) == [out]

@@ -17,7 +17,9 @@ Repairs (each recorded as text):
   written cannot be charge balanced and exactly one rewrite can.
 
 Rejections: empty text, unknown element symbols, unbalanced parentheses,
-non-positive amounts, and a formula whose only parenthesised group trails
+subscripts that are not plain positive decimals no larger than
+:data:`MAX_SUBSCRIPT` (``Li1e400O`` would overflow, ``Li1e10O`` is no
+material, ``Li-1O`` has a negative one), and a formula whose only parenthesised group trails
 without a subscript and which is not charge balanced (a subscript is missing, and
 guessing it would invent data).
 """
@@ -33,7 +35,11 @@ from pymatgen.core import Composition, Element
 
 _ELEMENTS = frozenset(e.symbol for e in Element)
 _DASHES = "\u2013\u2014\u2212"  # en dash, em dash, minus sign
+# A subscript is a plain decimal; exponent notation is caught to be refused by name.
 _TOKEN = re.compile(r"([A-Z][a-z]?)|(\d*\.?\d+(?:[eE][-+]?\d+)?)|([()])|(\S)")
+# Larger than any unit-cell formula in the sources (tens to hundreds of atoms);
+# a bigger subscript is a typo or an attack on the arithmetic, not a material.
+MAX_SUBSCRIPT = 1000.0
 _COMPOSITE = re.compile(r"^(?P<host>.+?)\s*[-\u2013\u2014\u2212+]\s*(?P<amount>\d*\.?\d+)\s*(?P<guest>[A-Z].*)$")
 _TRAILING_BARE_GROUP = re.compile(r"\)$")
 # Published doped formulas are rounded to 2-3 decimals.
@@ -74,9 +80,13 @@ def _tokenise(text: str) -> dict[str, float]:
             stack[-1][symbol] = stack[-1].get(symbol, 0.0) + 1.0
             last = symbol
         elif number is not None:
+            if "e" in number.lower():
+                raise FormulaError(f"subscript {number!r} in exponent notation")
             amount = float(number)
             if amount <= 0:
                 raise FormulaError(f"non-positive amount {number!r}")
+            if amount > MAX_SUBSCRIPT:
+                raise FormulaError(f"subscript {number!r} above {MAX_SUBSCRIPT:g}")
             if isinstance(last, str):
                 stack[-1][last] += amount - 1.0
             elif isinstance(last, dict):
@@ -186,7 +196,12 @@ def parse_formula(raw: object) -> ParsedFormula:
         if composite and any(d in text for d in _DASHES + "-+"):
             host, host_text, host_notes = _parse_single(re.sub(r"\s+", "", composite["host"]))
             guest, guest_text, guest_notes = _parse_single(re.sub(r"\s+", "", composite["guest"]))
+            # both sides of a composite are compounds: "Li-1O" is a sign error, not Li + O
+            if len(host) < 2 or len(guest) < 2:
+                raise FormulaError("a dash between an element and a number: negative subscript?")
             x = float(composite["amount"])
+            if not 0 < x <= MAX_SUBSCRIPT:
+                raise FormulaError(f"composite fraction {composite['amount']!r} outside (0, {MAX_SUBSCRIPT:g}]")
             amounts = dict(host)
             for el, n in guest.items():
                 amounts[el] = amounts.get(el, 0.0) + x * n

@@ -155,7 +155,9 @@ def predict_frame(
     result[NOTES] = ["; ".join(x) for x in notes]
     result[N_IMPUTED] = np.where(status == OK, n_imputed, -1)
     ok = np.flatnonzero(status == OK)
-    votes = ensemble.vote(feats.loc[ok]) if len(ok) else ensemble.vote(feats.iloc[:0])
+    # With no usable row the models are not called at all (their imputers
+    # refuse zero samples); the vote columns are still there, empty.
+    votes = ensemble.vote(feats.loc[ok]) if len(ok) else _empty_votes(ensemble)
     for col in votes.columns:
         # Nullable dtypes: rejected rows stay empty without turning numbers into objects.
         kind = votes[col].dtype.kind
@@ -166,11 +168,57 @@ def predict_frame(
     return result
 
 
+def _empty_votes(ensemble: Ensemble) -> pd.DataFrame:
+    from superionic.models.ensemble import ENSEMBLE_LABEL, proba_col, unanimous_col, votes_col
+
+    columns: dict[str, pd.Series] = {}
+    for member in ensemble.member_names:
+        columns[votes_col(member)] = pd.Series(dtype=int)
+        columns[proba_col(member)] = pd.Series(dtype=float)
+        columns[unanimous_col(member)] = pd.Series(dtype=bool)
+    columns[ENSEMBLE_LABEL] = pd.Series(dtype=bool)
+    return pd.DataFrame(columns)
+
+
 def _cif_paths(frame: pd.DataFrame, cif_dir: Path, id_column: str | None) -> list[Path | None]:
+    """``<id>.cif`` inside ``cif_dir`` per row; an id that names a path elsewhere ("../x") finds nothing."""
     if id_column is not None and id_column not in frame.columns:
         raise ValueError(f"--id-column {id_column!r} is not a column of the input")
     keys = frame[id_column].astype(str).tolist() if id_column else [str(i) for i in range(len(frame))]
-    return [(cif_dir / f"{k}.cif") if (cif_dir / f"{k}.cif").exists() else None for k in keys]
+    root = cif_dir.resolve()
+    paths: list[Path | None] = []
+    for key in keys:
+        candidate = (cif_dir / f"{key}.cif").resolve()
+        inside = candidate.parent == root and Path(key).name == key
+        paths.append(candidate if inside and candidate.is_file() else None)
+    return paths
+
+
+def _read_input(src: Path) -> pd.DataFrame:
+    """The input CSV as text columns; an unreadable file is one clear error naming it."""
+    try:
+        # keep_default_na=False: "NaN" is sodium nitride, not a missing value.
+        return pd.read_csv(src, keep_default_na=False, dtype=str)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{src}: not a readable CSV ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_output(src: Path, out: Path) -> None:
+    """Refuse to overwrite the input, and fail before any work when the folder is missing."""
+    if out.resolve() == src.resolve():
+        raise ValueError(f"output {out} is the input file: choose another -o")
+    if not out.parent.is_dir():
+        raise ValueError(f"output folder {out.parent} does not exist")
+
+
+def _write_atomically(frame: pd.DataFrame, out: Path) -> None:
+    """Write next to the target and rename: a failed write never leaves a truncated file in its place."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        frame.to_csv(tmp, index=False, float_format="%.4f")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _ensemble_path(explicit: str | None, params: str) -> Path:
@@ -192,20 +240,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     src = Path(args.input)
-    if not src.exists():
+    if not src.is_file():
         print(f"error: {src} not found", file=sys.stderr)
         return 2
-    # keep_default_na=False: "NaN" is sodium nitride, not a missing value.
-    frame = pd.read_csv(src, keep_default_na=False, dtype=str)
-    ensemble = load_ensemble(_ensemble_path(args.ensemble, args.params))
-    cif_paths = _cif_paths(frame, Path(args.cif_dir), args.id_column) if args.cif_dir else None
+    out = Path(args.output) if args.output else src.with_suffix(".predictions.csv")
     try:
+        _check_output(src, out)
+        frame = _read_input(src)
+        ensemble = load_ensemble(_ensemble_path(args.ensemble, args.params))
+        cif_paths = _cif_paths(frame, Path(args.cif_dir), args.id_column) if args.cif_dir else None
         result = predict_frame(frame, ensemble, args.formula_column, cif_paths=cif_paths)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.output) if args.output else src.with_suffix(".predictions.csv")
-    result.to_csv(out, index=False, float_format="%.4f")
+    _write_atomically(result, out)
     n_ok = int((result[STATUS] == OK).sum())
     n_pos = int(result.loc[result[STATUS] == OK, "ensemble_label"].astype(bool).sum()) if n_ok else 0
     print(f"{len(result)} rows: {n_ok} predicted ({n_pos} ensemble-superionic), "
