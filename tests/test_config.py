@@ -42,3 +42,36 @@ def test_committed_params_yaml_matches_conf(monkeypatch):
     committed = OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "params.yaml"))
     assert committed == OmegaConf.to_container(compose_raw()), "run `superionic compose-params`"
     load_params(REPO_ROOT / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("classifier.n_trials=-5", "classifier.n_trials"), ("dataset.label_threshold=-1e-4", "dataset.label_threshold"),
+     ("screen.p_min=1.5", "screen.p_min"), ("classifier.test_size=1.0", "classifier.test_size")],
+)
+def test_out_of_range_values_are_refused_with_their_key(override, key):
+    from superionic.config import compose
+
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        compose([override])
+
+
+def test_cli_config_errors_are_one_line_and_traceback_only_with_debug(tmp_path, capsys):
+    from superionic.cli import main
+
+    out = str(tmp_path / "p.yaml")
+    assert main(["compose-params", "classifer.n_trials=3", "--output", out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "classifer" in err and "Traceback" not in err
+    assert main(["compose-params", "classifier.n_trials=-5", "--output", out]) == 2
+    assert "classifier.n_trials" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="classifier.n_trials"):
+        main(["--debug", "compose-params", "classifier.n_trials=-5", "--output", out])
+
+
+def test_credentials_are_redacted():
+    from superionic.tracking import redact
+
+    text = "study_storage: postgresql://optuna:s3cret@db:5432/studies, other: https://host/x"
+    assert redact(text) == "study_storage: postgresql://optuna:***@db:5432/studies, other: https://host/x"
+    assert redact("sqlite:///optuna.db") == "sqlite:///optuna.db"

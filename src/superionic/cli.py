@@ -67,12 +67,36 @@ def _compose_params(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user error is one line on stderr (exit 2), its traceback only with --debug."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return _dispatch(argv)
+    except (ValueError, KeyError, OSError, HydraException, OmegaConfBaseException) as exc:
+        if debug:
+            raise
+        message = _first_line(exc)
+        if exc.__cause__ is not None:  # Hydra wraps the informative error
+            message = f"{message} {_first_line(exc.__cause__)}"
+        print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
+        return 2
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _dispatch(argv: list[str]) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     commands = sorted([*STAGES, *TOOLS, "compose-params"])
     if not argv or argv[0] in {"-h", "--help"}:
-        print("usage: superionic COMMAND [options]\n\ncommands:\n  " + "\n  ".join(commands))
+        print("usage: superionic [--debug] COMMAND [options]\n\ncommands:\n  " + "\n  ".join(commands))
         return 0
     command, rest = argv[0], argv[1:]
     if command == "compose-params":

@@ -120,13 +120,38 @@ def register_configs() -> None:
         store.store(group=group, name=f"{group}_schema", node=schema)
 
 
+# Values a schema type cannot bound: (dotted key, test, what is allowed).
+RANGES: list[tuple[str, Any, str]] = [
+    ("dataset.label_threshold", lambda v: v > 0, "> 0 S/cm"),
+    ("classifier.n_trials", lambda v: v >= 1, ">= 1"),
+    ("classifier.tune_repeats", lambda v: v >= 1, ">= 1"),
+    ("classifier.n_splits", lambda v: v >= 1, ">= 1"),
+    ("classifier.test_size", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("classifier.group_folds", lambda v: v >= 2, ">= 2"),
+    ("classifier.n_jobs", lambda v: v >= 1 or v == -1, ">= 1 or -1"),
+    ("screen.ad_neighbors", lambda v: v >= 1, ">= 1"),
+    ("screen.ad_quantile", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("screen.p_min", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("screen.interval", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("screen.top_n", lambda v: v >= 1, ">= 1"),
+    ("screen.md_handoff_top", lambda v: v >= 0, ">= 0"),
+    ("screen.n_neighbors_shown", lambda v: v >= 0, ">= 0"),
+    ("screen.rediscovery.n_splits", lambda v: v >= 1, ">= 1"),
+    ("screen.vox_model.cv_folds", lambda v: v >= 2, ">= 2"),
+]
+
+
 def validate(raw: DictConfig | dict[str, Any]) -> DictConfig:
-    """Merge ``raw`` onto the schema; unknown keys and wrong types raise."""
+    """Merge ``raw`` onto the schema; unknown keys, wrong types and out-of-range values raise."""
     schema = OmegaConf.structured(Config)
     merged = OmegaConf.merge(schema, raw)
     missing = sorted(OmegaConf.missing_keys(merged))
     if missing:
         raise ValueError(f"configuration is missing required keys: {', '.join(missing)}")
+    bad = [f"{key} = {OmegaConf.select(merged, key)} (must be {allowed})"
+           for key, ok, allowed in RANGES if not ok(OmegaConf.select(merged, key))]
+    if bad:
+        raise ValueError("configuration values out of range: " + "; ".join(bad))
     return merged
 
 

@@ -11,6 +11,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -39,6 +40,15 @@ TRACKED_PACKAGES = (
 
 # MLflow refuses param values longer than this; longer ones go to the YAML artifact only.
 _MAX_PARAM_LEN = 500
+
+
+# user:password@ in any URL (database, tracking server, object store)
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@")
+
+
+def redact(text: str) -> str:
+    """Replace the password of every URL in ``text`` by ``***``."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
 def package_versions() -> dict[str, str]:
@@ -129,10 +139,11 @@ def stage_run(
         params = {
             k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in flatten(chosen).items()
         }
+        params = {k: redact(v) if isinstance(v, str) else v for k, v in params.items()}
         params = {k: v for k, v in params.items() if len(str(v)) <= _MAX_PARAM_LEN}
         if params:
             mlflow.log_params(params)
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        mlflow.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
         mlflow.log_dict(package_versions(), "package_versions.json")
         yield run
 
