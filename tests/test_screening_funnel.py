@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,3 +151,20 @@ def test_transition_metal_list_is_pymatgens():
     cfg = compose()
     pymatgen_tms = {e.symbol for e in Element if e.is_transition_metal and e.Z < 104}
     assert set(cfg.screen.transition_metals) == pymatgen_tms
+
+
+def test_writers_never_leave_a_truncated_file(tmp_path, monkeypatch):
+    from superionic.screening.io import write_csv
+
+    target = tmp_path / "out.csv"
+    write_csv(pd.DataFrame({"a": [1.0]}), target)
+    good = target.read_bytes()
+
+    def broken(self, path, **kwargs):
+        Path(path).write_text("trunc", encoding="utf-8")
+        raise OSError("file too large")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    with pytest.raises(OSError, match="file too large"):
+        write_csv(pd.DataFrame({"a": [2.0]}), target)
+    assert target.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["out.csv"]

@@ -212,13 +212,10 @@ def _check_output(src: Path, out: Path) -> None:
 
 
 def _write_atomically(frame: pd.DataFrame, out: Path) -> None:
-    """Write next to the target and rename: a failed write never leaves a truncated file in its place."""
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        frame.to_csv(tmp, index=False, float_format="%.4f")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """A failed write never leaves a truncated file in place of the previous output."""
+    from superionic.atomic import atomic_write
+
+    atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.4f"))
 
 
 def _ensemble_path(explicit: str | None, params: str) -> Path:

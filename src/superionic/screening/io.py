@@ -1,4 +1,8 @@
-"""Small deterministic writers shared by the screening stages."""
+"""Small deterministic writers shared by the screening stages.
+
+Every writer writes a temporary file beside the target and renames it, so a
+failed or interrupted write never leaves a truncated output behind.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from superionic.atomic import atomic_write
 
 FLOAT_FORMAT = "%.6g"
 
@@ -26,24 +32,18 @@ def _plain(value: Any) -> Any:
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_plain(data), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+    text = json.dumps(_plain(data), indent=2, sort_keys=True) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-    return path
+    return atomic_write(
+        path, lambda tmp: frame.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    )
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.reset_index(drop=True).to_parquet(path, index=False)
-    return path
+    return atomic_write(path, lambda tmp: frame.reset_index(drop=True).to_parquet(tmp, index=False))
 
 
 def report_path(report_dir: str, name: str) -> Path:

@@ -420,8 +420,9 @@ def run_stage(cfg: DictConfig) -> None:
 
     screen = cfg.screen
     with stage_run("screen-report", cfg, sections=["screen"]):
-        path = Path(screen.report)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(screen), encoding="utf-8")
+        from superionic.atomic import atomic_write
+
+        text = render(screen)
+        path = atomic_write(screen.report, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         log_artifacts([path, screen.report_dir])
         log.info("wrote %s", path)
