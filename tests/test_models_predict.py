@@ -112,7 +112,7 @@ def test_cli_on_a_few_hundred_rows(ensemble, tmp_path, monkeypatch, capsys):
     src = tmp_path / "in.csv"
     pd.DataFrame({"formula": rows}).to_csv(src, index=False)
     out_path = tmp_path / "out.csv"
-    assert predict.main([str(src), "--ensemble", str(path), "-o", str(out_path)]) == 0
+    assert predict.main([str(src), "--ensemble", str(path), "-o", str(out_path), "--trust-model"]) == 0
     out = pd.read_csv(out_path, keep_default_na=False)
     assert len(out) == len(rows)
     assert (out[predict.STATUS] == predict.REJECTED).sum() == 25
@@ -183,3 +183,34 @@ def test_failed_write_leaves_the_previous_output(tmp_path, monkeypatch):
         predict._write_atomically(pd.DataFrame({"a": [1]}), out)
     assert out.read_text(encoding="utf-8") == "good\n"
     assert list(tmp_path.iterdir()) == [out]
+
+
+def test_model_file_is_verified_before_it_is_unpickled(ensemble, tmp_path, monkeypatch, capsys):
+    from omegaconf import OmegaConf
+
+    import superionic.models.ensemble as ens_module
+    from superionic.config import compose
+
+    path = tmp_path / "ens.joblib"
+    save_ensemble(ensemble, path)
+    assert ens_module.read_digest(ens_module.digest_path(path)) == ens_module.file_sha256(path)
+    evil = tmp_path / "evil.joblib"
+    evil.write_bytes(b"not a pickle at all")
+
+    def never(*args, **kwargs):
+        raise AssertionError("joblib.load called on an unverified file")
+
+    monkeypatch.setattr(ens_module.joblib, "load", never)
+    with pytest.raises(ValueError, match="refusing to unpickle"):
+        load_ensemble(evil, expected_sha256=ens_module.file_sha256(path))
+    with pytest.raises(FileNotFoundError, match="no model digest"):
+        load_ensemble(evil)  # nothing recorded beside it
+    # the CLI checks --ensemble against the digest this project's ensemble stage recorded
+    cfg = compose()
+    OmegaConf.update(cfg, "classifier.ensemble_model", str(path))
+    params = tmp_path / "params.yaml"
+    params.write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
+    src = tmp_path / "in.csv"
+    src.write_text("formula\nLi2O\n", encoding="utf-8")
+    assert predict.main([str(src), "--ensemble", str(evil), "--params", str(params), "-o", str(tmp_path / "o.csv")]) == 2
+    assert "refusing to unpickle" in capsys.readouterr().err

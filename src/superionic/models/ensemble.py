@@ -19,6 +19,7 @@ The screening track relies on this exact interface: ``load_ensemble(path)`` ->
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -144,16 +145,59 @@ def fit_ensemble(
     return ens
 
 
-def save_ensemble(ens: Ensemble, path: str | Path) -> None:
+DIGEST_SUFFIX = ".sha256"
+
+
+def digest_path(model_path: str | Path) -> Path:
+    """Where the ensemble stage records the SHA-256 of a model file (committed beside it)."""
+    return Path(f"{model_path}{DIGEST_SUFFIX}")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_digest(path: str | Path) -> str:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(ens, path, compress=3)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model digest recorded; run `dvc repro ensemble`")
+    token = path.read_text(encoding="utf-8").split()[:1]
+    if not token or len(token[0]) != 64:
+        raise ValueError(f"{path}: not a SHA-256 digest file")
+    return token[0]
 
 
-def load_ensemble(path: str | Path) -> Ensemble:
+def save_ensemble(ens: Ensemble, path: str | Path) -> None:
+    """The model file and its digest, each written atomically."""
+    from superionic.atomic import atomic_write
+
+    path = atomic_write(path, lambda tmp: joblib.dump(ens, tmp, compress=3))
+    text = f"{file_sha256(path)}  {path.name}\n"
+    atomic_write(digest_path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def load_ensemble(path: str | Path, expected_sha256: str | None = None, trust: bool = False) -> Ensemble:
+    """Unpickle an ensemble only after its SHA-256 matches the recorded digest.
+
+    Unpickling runs code, so an unverified file is refused before it is
+    opened by joblib. ``expected_sha256`` defaults to the digest recorded
+    beside ``path``; ``trust=True`` skips the check (a file you made yourself).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"classifier.ensemble_model: {path} not found; run `dvc repro ensemble`")
+    if not trust:
+        expected = expected_sha256 or read_digest(digest_path(path))
+        actual = file_sha256(path)
+        if actual != expected:
+            raise ValueError(
+                f"{path}: SHA-256 {actual[:12]}… does not match the recorded digest {expected[:12]}…; "
+                "refusing to unpickle it (--trust-model for a model file you made yourself)"
+            )
     ens = joblib.load(path)
     if not isinstance(ens, Ensemble):
         raise TypeError(f"{path} holds a {type(ens).__name__}, not an Ensemble")

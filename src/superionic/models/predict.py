@@ -226,6 +226,18 @@ def _ensemble_path(explicit: str | None, params: str) -> Path:
     return Path(load_params(params).classifier.ensemble_model)
 
 
+def _load_verified(args: argparse.Namespace) -> Ensemble:
+    """The ensemble, unpickled only when its digest is the one this project's ensemble stage recorded."""
+    path = _ensemble_path(args.ensemble, args.params)
+    if args.trust_model:
+        return load_ensemble(path, trust=True)
+    from superionic.config import load_params
+    from superionic.models.ensemble import digest_path, read_digest
+
+    recorded = read_digest(digest_path(load_params(args.params).classifier.ensemble_model))
+    return load_ensemble(path, expected_sha256=recorded)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="superionic predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("input", help="CSV with a column of formulas")
@@ -234,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cif-dir", help="folder of <id>.cif files (structural features)")
     parser.add_argument("--id-column", help="column naming each row's CIF (default: row number)")
     parser.add_argument("--ensemble", help="fitted ensemble (default: classifier.ensemble_model of params.yaml)")
+    parser.add_argument("--trust-model", action="store_true",
+                        help="load --ensemble without checking it against the digest the ensemble stage recorded "
+                             "(unpickling runs code: only for a model file you made yourself)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     src = Path(args.input)
@@ -244,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_output(src, out)
         frame = _read_input(src)
-        ensemble = load_ensemble(_ensemble_path(args.ensemble, args.params))
+        ensemble = _load_verified(args)
         cif_paths = _cif_paths(frame, Path(args.cif_dir), args.id_column) if args.cif_dir else None
         result = predict_frame(frame, ensemble, args.formula_column, cif_paths=cif_paths)
     except ValueError as exc:
