@@ -1,8 +1,10 @@
 """Stage ``pool-features``: CD-145 composition descriptors of every distinct pool formula.
 
-One row per reduced formula of the screened release's pool (polymorphs share
-a composition, so they share descriptors). The ranking, the rediscovery test
-and the V_ox estimate all read this one table instead of featurizing again.
+One row per reduced formula of both releases' pools (polymorphs share a
+composition, so they share descriptors; the releases share most formulas).
+The ranking, the rediscovery test and the V_ox estimate all read this one
+table instead of featurizing again, whichever release ``screen.release``
+selects.
 """
 
 from __future__ import annotations
@@ -43,20 +45,16 @@ def features_for(table: pd.DataFrame, features: pd.DataFrame, columns: list[str]
     return out.astype(float)
 
 
-def selected_pool_path(screen: DictConfig) -> str:
-    from superionic.screening.config import Release
-
-    return screen.pool2024 if Release(screen.release) is Release.mp2024 else screen.pool
-
-
 def run_stage(cfg: DictConfig) -> None:
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     screen = cfg.screen
     with stage_run("pool-features", cfg, sections=["screen"]):
-        pool = pd.read_parquet(selected_pool_path(screen))
+        formulas = pd.concat(
+            [pd.read_parquet(path, columns=[C.REDUCED_FORMULA])[C.REDUCED_FORMULA] for path in (screen.pool, screen.pool2024)]
+        )
         start = time.perf_counter()
-        features = featurize_pool(pool[C.REDUCED_FORMULA], n_jobs=cfg.features.n_jobs)
+        features = featurize_pool(formulas, n_jobs=cfg.features.n_jobs)
         seconds = time.perf_counter() - start
         values = features.drop(columns=[C.REDUCED_FORMULA]).to_numpy(dtype=float)
         metrics = {
