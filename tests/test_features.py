@@ -51,3 +51,17 @@ def test_lattice_features_handle_missing_values():
     values = lattice.featurize(np.nan, 22.0, np.nan, np.nan)
     assert np.isnan(values[0]) and np.isnan(values[2]) and values[1] == 22.0
     assert len(lattice.feature_labels()) == 5
+
+
+def test_damaged_feature_cache_is_rebuilt_not_fatal(tmp_path, caplog):
+    import pandas as pd
+
+    from superionic.features.stage import read_cache
+
+    path = tmp_path / "composition.parquet"
+    pd.DataFrame({"composition": ["Li1"], "x": [1.0]}).to_parquet(path)
+    assert read_cache(path) is not None
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    with caplog.at_level("WARNING"):
+        assert read_cache(path) is None
+    assert "composition.parquet" in caplog.text and "rebuilding" in caplog.text

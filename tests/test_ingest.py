@@ -53,3 +53,18 @@ def test_missing_column_names_the_file(tiny_data_dir):
     pd.read_csv(path).drop(columns=["S"]).to_csv(path, index=False)
     with pytest.raises(SourceFormatError, match="xu2020_nasicon_train.csv.*'S'"):
         read_source("xu2020_nasicon_train", tiny_data_dir)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xff\xfe\x00binary", b"PK\x03\x04truncated"])
+def test_damaged_source_files_are_named(tmp_path, content):
+    from superionic.data.sources import _read_csv, _read_excel
+
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    if not content.startswith(b"PK"):  # a zip header is a one-column CSV; read_source names its missing columns
+        with pytest.raises(ValueError, match="bad.csv"):
+            _read_csv(path)
+    xlsx = tmp_path / "bad.xlsx"
+    xlsx.write_bytes(content)
+    with pytest.raises(ValueError, match="bad.xlsx"):
+        _read_excel(xlsx)

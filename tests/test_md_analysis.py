@@ -177,3 +177,16 @@ def test_too_few_points_gives_no_fit():
     fit, _ = A.fit_material(runs, min_points=2, p_min=0.01, target_temperature=300.0,
                             confidence=0.95, n_mobile=32, volume_a3=2000.0)  # fmt: skip
     assert fit.status == "insufficient_points" and math.isnan(fit.ea)
+
+
+def test_truncated_aimd_file_is_named(tmp_path):
+    import gzip
+
+    import pytest
+
+    from superionic.md.io import read_aimd_dict
+
+    path = tmp_path / "800K.json.gz"
+    path.write_bytes(gzip.compress(b'"{\\"structure\\": 1, ' * 50)[:60])
+    with pytest.raises(ValueError, match="800K.json.gz"):
+        read_aimd_dict(path)

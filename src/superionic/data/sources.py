@@ -7,6 +7,8 @@ for downstream. Row numbers are spreadsheet-style (the header is row 1).
 
 from __future__ import annotations
 
+import zipfile
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +37,24 @@ class Source:
     read: Callable[[Path], pd.DataFrame]
 
 
+# What a damaged file raises while being read: empty, binary, truncated, not a zip.
+UNREADABLE = (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, zipfile.BadZipFile, EOFError)
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     # utf-8-sig strips the BOM of xu2020_na_li_test.csv; keep_default_na=False
     # so that a formula such as "NaN" (sodium nitride) stays a string.
-    return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    except UNREADABLE as exc:
+        raise ValueError(f"{path}: unreadable CSV ({type(exc).__name__}: {exc})") from exc
 
 
 def _read_excel(path: Path) -> pd.DataFrame:
-    return pd.read_excel(path, dtype=str, keep_default_na=False)
+    try:
+        return pd.read_excel(path, dtype=str, keep_default_na=False)
+    except (*UNREADABLE, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: unreadable spreadsheet ({type(exc).__name__}: {exc})") from exc
 
 
 _XU2020 = "Xu, Zong & Hippalgaonkar, J. Phys. Commun. 4, 055015 (2020)"

@@ -16,6 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from pymatgen.core import Composition
 
+from superionic.atomic import atomic_write
 from superionic.data import columns as C
 from superionic.features.composition import composition_feature_labels, featurize_compositions
 
@@ -54,16 +55,26 @@ def update_feature_cache(
     return table, metrics
 
 
+def read_cache(path: Path) -> pd.DataFrame | None:
+    """The persisted feature cache; a damaged one is named, set aside and rebuilt, never fatal."""
+    if not path.exists():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        log.warning("%s: damaged feature cache (%s: %s); rebuilding it from scratch", path, type(exc).__name__, exc)
+        return None
+
+
 def run_stage(cfg: DictConfig) -> None:
     from superionic.tracking import log_metrics, stage_run
 
     with stage_run("featurize", cfg, sections=["features", "paths"]):
         interim = pd.read_parquet(cfg.paths.interim)
         cache_path = Path(cfg.paths.composition_features)
-        cache = pd.read_parquet(cache_path) if cache_path.exists() else None
+        cache = read_cache(cache_path)
         table, metrics = update_feature_cache(interim, cache, cfg.features.n_jobs, cfg.features.chunksize)
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(cache_path, index=False)
+        atomic_write(cache_path, lambda tmp: table.to_parquet(tmp, index=False))
         # Timing and cache hits depend on history, not on the inputs; they go to
         # MLflow only, so the DVC metrics file is a function of the inputs.
         cache_stats = {k: metrics.pop(k) for k in ("seconds_per_1000", "computed", "reused")}

@@ -26,10 +26,14 @@ REQUIRED_KEYS = ("structure", "displacements", "temperature", "time_step", "step
 
 def read_aimd_dict(path: Path) -> dict:
     """Decode one AIMD file (double-encoded JSON) into the analyzer dict."""
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        payload = json.load(fh)
-    if isinstance(payload, str):
-        payload = json.loads(payload)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            payload = json.load(fh)
+        if isinstance(payload, str):
+            payload = json.loads(payload)
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # gzip.BadGzipFile is an OSError; a truncated stream ends in EOFError
+        raise ValueError(f"{path}: unreadable AIMD file ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: expected a DiffusionAnalyzer dict, got {type(payload).__name__}")
     missing = [k for k in REQUIRED_KEYS if k not in payload]
