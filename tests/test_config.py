@@ -75,3 +75,44 @@ def test_credentials_are_redacted():
     text = "study_storage: postgresql://optuna:s3cret@db:5432/studies, other: https://host/x"
     assert redact(text) == "study_storage: postgresql://optuna:***@db:5432/studies, other: https://host/x"
     assert redact("sqlite:///optuna.db") == "sqlite:///optuna.db"
+
+
+def test_dead_tracking_server_fails_fast_with_its_uri(monkeypatch):
+    import socket
+    import time
+
+    from superionic.config import compose
+    from superionic.tracking import stage_run
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uri = f"http://user:pw@127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    cfg = compose()
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}") as info:
+        with stage_run("funnel", cfg):
+            pass
+    assert time.perf_counter() - start < 60
+    assert "pw" not in str(info.value)
+
+
+def test_experiment_created_concurrently_is_reused(tmp_path, monkeypatch):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from superionic.config import compose
+    from superionic.tracking import _configure
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = compose([f"tracking.tracking_uri=sqlite:///{tmp_path / 'm.db'}", f"tracking.artifact_dir={tmp_path / 'a'}"])
+    real_create = mlflow.create_experiment
+
+    def racing_create(name, **kwargs):  # the other worker wins the race
+        real_create(name, **kwargs)
+        raise MlflowException("RESOURCE_ALREADY_EXISTS: experiment exists")
+
+    monkeypatch.setattr(mlflow, "create_experiment", racing_create)
+    _configure(cfg)
+    assert mlflow.get_experiment_by_name(cfg.tracking.experiment) is not None

@@ -72,11 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     from hydra.errors import HydraException
+    from mlflow.exceptions import MlflowException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         return _dispatch(argv)
-    except (ValueError, KeyError, OSError, HydraException, OmegaConfBaseException) as exc:
+    except (ValueError, KeyError, OSError, HydraException, OmegaConfBaseException, MlflowException) as exc:
         if debug:
             raise
         message = _first_line(exc)

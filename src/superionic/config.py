@@ -30,6 +30,8 @@ class TrackingConfig:
     # stage at a shared tracking server without editing the config.
     tracking_uri: str = "sqlite:///mlflow.db"
     artifact_dir: str = "mlartifacts"
+    request_retries: int = MISSING
+    request_timeout_s: float = MISSING
 
 
 @dataclass
@@ -123,6 +125,8 @@ def register_configs() -> None:
 # Values a schema type cannot bound: (dotted key, test, what is allowed).
 RANGES: list[tuple[str, Any, str]] = [
     ("dataset.label_threshold", lambda v: v > 0, "> 0 S/cm"),
+    ("tracking.request_retries", lambda v: 0 <= v <= 10, "in [0, 10]"),
+    ("tracking.request_timeout_s", lambda v: v > 0, "> 0 s"),
     ("classifier.n_trials", lambda v: v >= 1, ">= 1"),
     ("classifier.tune_repeats", lambda v: v >= 1, ">= 1"),
     ("classifier.n_splits", lambda v: v >= 1, ">= 1"),

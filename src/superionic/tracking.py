@@ -90,19 +90,44 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def check_server(uri: str, timeout_s: float) -> None:
+    """Fail at once, the URI named (password redacted), when an HTTP tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConnectionError(f"MLflow tracking server {redact(uri)} does not answer: {exc}") from exc
+
+
 def _configure(cfg: DictConfig) -> None:
+    # MLflow's own defaults retry a dead server for minutes; bound them first.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(cfg.tracking.request_retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, cfg.tracking.request_timeout_s))))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.tracking_uri
+    check_server(uri, cfg.tracking.request_timeout_s)
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
-    if experiment is None:
+    name = cfg.tracking.experiment
+    if mlflow.get_experiment_by_name(name) is None:
         artifact_location = None
         if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri:
             # A local backend keeps artifacts in a local folder beside it.
             artifact_location = Path(cfg.tracking.artifact_dir).resolve().as_uri()
-        mlflow.create_experiment(cfg.tracking.experiment, artifact_location=artifact_location)
-    mlflow.set_experiment(cfg.tracking.experiment)
+        try:
+            mlflow.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException as exc:
+            # Another stage created it between our look-up and our create: use theirs.
+            if mlflow.get_experiment_by_name(name) is None:
+                raise ConnectionError(f"MLflow at {redact(uri)}: cannot create experiment {name!r}: {exc}") from exc
+    mlflow.set_experiment(name)
 
 
 @contextlib.contextmanager
