@@ -56,3 +56,19 @@ def write_tiny_conductivity(data_dir: Path) -> Path:
 @pytest.fixture
 def tiny_data_dir(tmp_path: Path) -> Path:
     return write_tiny_conductivity(tmp_path / "datasets")
+
+
+def fresh_postgres_database() -> str | None:
+    """A new, empty database on the CI's PostgreSQL server (SUPERIONIC_TEST_POSTGRES), or None."""
+    import os
+    import uuid
+
+    server = os.environ.get("SUPERIONIC_TEST_POSTGRES")
+    if not server:
+        return None
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return f"{server}/{name}"

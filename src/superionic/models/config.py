@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from omegaconf import MISSING
 from typing import Any
 
 
@@ -43,6 +45,13 @@ class ClassifierConfig:
     study_storage: str = "sqlite:///optuna.db"
     # Log each trial as a nested MLflow run under one parent run per study.
     log_trials: bool = True
+    # This worker's number when several `superionic tune` share one study: it
+    # shifts the sampler seed, so workers never replay each other's suggestions.
+    worker_index: int = MISSING
+    # Optuna heartbeats (s): a trial whose worker stopped beating for grace_s is
+    # failed and retried once by the next worker.
+    heartbeat_s: int = MISSING
+    grace_s: int = MISSING
     # --- the paper's protocol ---
     n_splits: int = 100
     test_size: float = 0.2
