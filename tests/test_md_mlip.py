@@ -115,3 +115,24 @@ def test_configs_compose():
     assert prod.md.mlip.device == "cuda" and list(prod.md.mlip.materials) == []
     assert len(prod.md.mlip.temperatures) == 4
     assert prod.md.mlip.steps * prod.md.mlip.timestep_fs / 1000 >= prod.md.aimd.min_duration_ps
+
+
+@pytest.mark.slow
+def test_runs_on_a_two_worker_dask_cluster_match_in_process(tmp_path):
+    """The scheduler path (cluster.kind=address) against a real two-worker cluster started here."""
+    from distributed import LocalCluster
+    from omegaconf import OmegaConf
+
+    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "temperatures": [600.0, 900.0], "timestep_fs": 2.0,
+            "equilibration_steps": 2, "steps": 8, "sample_interval": 2, "thermostat": "bussi",
+            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0}
+    structures = {"LiCl": tiny_cell()}
+    serial, _, _ = mlip.simulate_all(structures, OmegaConf.create({**base, "n_jobs": 1}), 0, tmp_path / "a")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as running:
+        cluster = OmegaConf.create({"kind": "address", "n_workers": 2, "address": running.scheduler_address,
+                                    "connect_timeout_s": 30})
+        spread, _, _ = mlip.simulate_all(structures, OmegaConf.create({**base, "n_jobs": 2}), 0, tmp_path / "b",
+                                         cluster)
+    assert [t.source for t in serial] == [t.source for t in spread]
+    for a, b in zip(serial, spread, strict=True):
+        np.testing.assert_allclose(a.displacements, b.displacements, atol=1e-6)

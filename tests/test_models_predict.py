@@ -214,3 +214,23 @@ def test_model_file_is_verified_before_it_is_unpickled(ensemble, tmp_path, monke
     src.write_text("formula\nLi2O\n", encoding="utf-8")
     assert predict.main([str(src), "--ensemble", str(evil), "--params", str(params), "-o", str(tmp_path / "o.csv")]) == 2
     assert "refusing to unpickle" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_distributed_predict_on_a_real_two_worker_cluster_matches_in_process():
+    """Chunks run on a real two-process Dask LocalCluster with the real parser and CD-145."""
+    from omegaconf import OmegaConf
+
+    from superionic.features.composition import composition_feature_labels
+
+    labels = composition_feature_labels()
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, len(labels))), columns=labels)
+    frame["label"] = (frame[labels[0]] > 0).astype(int)
+    spec = {"tree": {"estimator": "tree", "fixed": {"max_depth": 2}, "search_space": {}, "scale": False}}
+    ens = fit_ensemble(spec, {"tree": {}}, prepare(frame, labels), n_splits=2, test_size=0.25, seed=0)
+    rows = pd.DataFrame({"formula": ["Li7La3Zr2O12", "Qq", "Li3PS4", "Li1e400O", "LiCl", "Li2O", "Li10GeP2S12"] * 3})
+    local = predict.predict_frame(rows, ens)
+    cluster = OmegaConf.create({"kind": "local", "n_workers": 2, "address": None})
+    spread = predict.predict_distributed(rows, ens, "formula", None, cluster, n_workers=2, chunk_size=4)
+    pd.testing.assert_frame_equal(local, spread)

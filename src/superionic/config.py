@@ -35,6 +35,17 @@ class TrackingConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Where Dask runs fanned-out work (superionic.cluster)."""
+
+    kind: str = MISSING
+    n_workers: int = MISSING
+    address: str | None = None
+    connect_timeout_s: float = MISSING
+    jobqueue: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class PathsConfig:
     """Outputs of the foundation stages (dvc.yaml interpolates these)."""
 
@@ -90,6 +101,7 @@ class Config:
     data_dir: str = MISSING
     seed: int = 0
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -127,6 +139,8 @@ RANGES: list[tuple[str, Any, str]] = [
     ("dataset.label_threshold", lambda v: v > 0, "> 0 S/cm"),
     ("tracking.request_retries", lambda v: 0 <= v <= 10, "in [0, 10]"),
     ("tracking.request_timeout_s", lambda v: v > 0, "> 0 s"),
+    ("cluster.kind", lambda v: v in ("local", "address", "slurm"), "local, address or slurm"),
+    ("cluster.n_workers", lambda v: v >= 1, ">= 1"),
     ("classifier.n_trials", lambda v: v >= 1, ">= 1"),
     ("classifier.worker_index", lambda v: v >= 0, ">= 0"),
     ("classifier.heartbeat_s", lambda v: v >= 1, ">= 1"),

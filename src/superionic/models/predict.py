@@ -180,6 +180,31 @@ def _empty_votes(ensemble: Ensemble) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def _predict_chunk(
+    chunk: tuple[pd.DataFrame, list[Path | None] | None], ensemble: Ensemble, formula_column: str
+) -> pd.DataFrame:
+    frame, cif_paths = chunk
+    return predict_frame(frame, ensemble, formula_column, cif_paths=cif_paths)
+
+
+def predict_distributed(
+    frame: pd.DataFrame, ensemble: Ensemble, formula_column: str, cif_paths: list[Path | None] | None,
+    cluster: Any, n_workers: int, chunk_size: int,
+) -> pd.DataFrame:
+    """:func:`predict_frame` over row chunks on a Dask cluster; rows come back in input order."""
+    from superionic.cluster import map_in_order, open_client
+
+    frame = frame.reset_index(drop=True)
+    starts = range(0, len(frame), chunk_size)
+    chunks = [(frame.iloc[i : i + chunk_size], None if cif_paths is None else cif_paths[i : i + chunk_size])
+              for i in starts]
+    if not chunks:
+        return predict_frame(frame, ensemble, formula_column, cif_paths=cif_paths)
+    with open_client(cluster, n_workers=n_workers) as client:
+        parts = map_in_order(client, _predict_chunk, chunks, ensemble=ensemble, formula_column=formula_column)
+    return pd.concat(parts, ignore_index=True)
+
+
 def _cif_paths(frame: pd.DataFrame, cif_dir: Path, id_column: str | None) -> list[Path | None]:
     """``<id>.cif`` inside ``cif_dir`` per row; an id that names a path elsewhere ("../x") finds nothing."""
     if id_column is not None and id_column not in frame.columns:
@@ -250,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="load --ensemble without checking it against the digest the ensemble stage recorded "
                              "(unpickling runs code: only for a model file you made yourself)")
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Dask workers for large inputs (1 = in this process; the cluster is `cluster` in params)")
+    parser.add_argument("--chunk-size", type=int, default=2000, help="rows per Dask task")
     args = parser.parse_args(argv)
     src = Path(args.input)
     if not src.is_file():
@@ -261,7 +289,16 @@ def main(argv: list[str] | None = None) -> int:
         frame = _read_input(src)
         ensemble = _load_verified(args)
         cif_paths = _cif_paths(frame, Path(args.cif_dir), args.id_column) if args.cif_dir else None
-        result = predict_frame(frame, ensemble, args.formula_column, cif_paths=cif_paths)
+        if args.workers < 1 or args.chunk_size < 1:
+            raise ValueError("--workers and --chunk-size must be >= 1")
+        if args.workers == 1:
+            result = predict_frame(frame, ensemble, args.formula_column, cif_paths=cif_paths)
+        else:
+            from superionic.config import load_params
+
+            cluster = load_params(args.params).cluster
+            result = predict_distributed(frame, ensemble, args.formula_column, cif_paths, cluster,
+                                         args.workers, args.chunk_size)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
