@@ -120,9 +120,8 @@ def test_cli_on_a_few_hundred_rows(ensemble, tmp_path, monkeypatch, capsys):
     assert predict.main([str(tmp_path / "missing.csv"), "--ensemble", str(path)]) == 2
 
 
-@pytest.mark.slow
-def test_real_parser_and_cd145_featurizer(tmp_path):
-    """The default path: the project's formula parser and CD-145 featurizer."""
+def _cd145_tree_ensemble():
+    """A tiny ensemble over the real CD-145 columns, fitted on random numbers."""
     from superionic.features.composition import composition_feature_labels
 
     labels = composition_feature_labels()
@@ -131,6 +130,13 @@ def test_real_parser_and_cd145_featurizer(tmp_path):
     frame["label"] = (frame[labels[0]] > 0).astype(int)
     spec = {"tree": {"estimator": "tree", "fixed": {"max_depth": 2}, "search_space": {}, "scale": False}}
     ens = fit_ensemble(spec, {"tree": {}}, prepare(frame, labels), n_splits=2, test_size=0.25, seed=0)
+    return ens
+
+
+@pytest.mark.slow
+def test_real_parser_and_cd145_featurizer(tmp_path):
+    """The default path: the project's formula parser and CD-145 featurizer."""
+    ens = _cd145_tree_ensemble()
     out = predict.predict_frame(pd.DataFrame({"formula": ["Li7La3Zr2O12", "Li1.2Fe0.2HF1.8 (PO4)3", "Qq"]}), ens)
     assert out[predict.STATUS].tolist() == [predict.OK, predict.OK, predict.REJECTED]
     assert out[predict.N_IMPUTED].iloc[0] == 0
@@ -221,14 +227,7 @@ def test_distributed_predict_on_a_real_two_worker_cluster_matches_in_process():
     """Chunks run on a real two-process Dask LocalCluster with the real parser and CD-145."""
     from omegaconf import OmegaConf
 
-    from superionic.features.composition import composition_feature_labels
-
-    labels = composition_feature_labels()
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame(rng.normal(size=(60, len(labels))), columns=labels)
-    frame["label"] = (frame[labels[0]] > 0).astype(int)
-    spec = {"tree": {"estimator": "tree", "fixed": {"max_depth": 2}, "search_space": {}, "scale": False}}
-    ens = fit_ensemble(spec, {"tree": {}}, prepare(frame, labels), n_splits=2, test_size=0.25, seed=0)
+    ens = _cd145_tree_ensemble()
     rows = pd.DataFrame({"formula": ["Li7La3Zr2O12", "Qq", "Li3PS4", "Li1e400O", "LiCl", "Li2O", "Li10GeP2S12"] * 3})
     local = predict.predict_frame(rows, ens)
     cluster = OmegaConf.create({"kind": "local", "n_workers": 2, "address": None})
