@@ -120,6 +120,7 @@ def rediscovery_metrics(p: pd.Series, labelled: pd.DataFrame, ks: list[int]) -> 
         out["mean_p_known_superionic"] = float(pos_p.mean())
         out["mean_p_known_poor"] = float(neg_p.mean())
         out["labelled_prevalence"] = float(n_pos / len(y))
+        out["mean_p_labelled"] = float(scores.mean())
     out["roc_auc_pool"] = float(roc_auc_score(np.r_[np.ones(n_pos), np.zeros(len(rest_p))], np.r_[pos_p, rest_p]))
     out["mannwhitney_p_pool"] = float(mannwhitneyu(pos_p, rest_p, alternative="greater").pvalue)
     pos_ranks = ranks.loc[positives].to_numpy()

@@ -99,7 +99,7 @@ def render(screen: DictConfig) -> str:
     add(_headline(screen, funnel_m, predict_m, redo_m, selected))
     add(_pool_section(pool_m, pool24_m))
     add(_thermo_section(screen, thermo_m, d, rel))
-    add(_voltage_section(voltage_m, funnel_m, d, selected))
+    add(_voltage_section(screen, voltage_m, funnel_m, d, selected))
     add(_funnel_section(screen, funnel_m, d, rel, selected))
     add("## 5. Ranked candidates\n")
     add(_ranking_section(screen, predict_m, d, rel) if predict_m else "The prediction stage has not run (`dvc repro screen-predict`).\n")
@@ -208,7 +208,7 @@ def _thermo_section(screen: DictConfig, thermo_m: dict, d: Path, rel) -> str:
     )
 
 
-def _voltage_section(voltage_m: dict, funnel_m: dict, d: Path, selected: str) -> str:
+def _voltage_section(screen: DictConfig, voltage_m: dict, funnel_m: dict, d: Path, selected: str) -> str:
     sources = voltage_m["sources"]
     reached = funnel_m[selected]["reached_v_ox_step_by_source"]
     survivors = funnel_m[selected]["survivor_v_ox_sources"]
@@ -234,7 +234,8 @@ def _voltage_section(voltage_m: dict, funnel_m: dict, d: Path, selected: str) ->
         text.append(
             f"ML estimate, chemical-system-grouped {ml['folds']}-fold CV on {ml['n']:,} Wang formulas: MAE "
             f"{ml['mae_v']:.2f} V, RMSE {ml['rmse_v']:.2f} V, R² {ml['r2']:.2f}, {ml['within_0p5_v']:.0%} within 0.5 V. "
-            "An estimate decides the filter only when it clears 3.7 V by more than that RMSE; otherwise the window "
+            f"An estimate decides the filter only when it clears {screen.oxidation_voltage_min:g} V by more than "
+            "that RMSE; otherwise the window "
             "is undecided and the material goes to the unknown-window list (§5), never silently passed or dropped.\n"
         )
     v = gga_wang["v_ox"]
@@ -363,6 +364,12 @@ def _rediscovery_section(screen: DictConfig, m: dict, d: Path) -> str:
             {"measure": "expected calibration error (10 bins)", "value": m["ece_labelled"], "random": "",
              "one-sided Mann-Whitney p": None},
         ]), digits=3) + "\n")
+    if "mean_p_labelled" in m:
+        text.append(
+            f"Calibration on chemical systems the model never saw: mean P {m['mean_p_labelled']:.2f} against an "
+            f"observed superionic rate of {m['labelled_prevalence']:.2f} (ECE {m['ece_labelled']:.2f}); read P as a "
+            "ranking score with that offset in mind, not as a frequency.\n"
+        )
     rows = [{"k": int(k), "hits": v["hits"], "precision@k": v["precision"], "random precision": v["random_precision"],
              "recall@k": v["recall"], "random recall": v["random_recall"]}
             for k, v in sorted(m.get("at_k", {}).items(), key=lambda kv: int(kv[0]))]
@@ -392,7 +399,8 @@ def _rediscovery_section(screen: DictConfig, m: dict, d: Path) -> str:
         f"All {len(fates)} known superionic conductors of the pool, by the step that rejects their best polymorph: "
         + ", ".join(f"{r.outcome} {r.n}" for r in steps.itertuples()) + f" (list: `{rediscovery.FATES_FILE}`). "
         "The funnel encodes the paper's stability criteria (no transition metal, gap, E_hull, V_ox), not "
-        "conductivity: known conductors that are metastable in MP or oxidise below 3.7 V are rejected by design, "
+        "conductivity: known conductors that are metastable in MP or oxidise below "
+        f"{screen.oxidation_voltage_min:g} V are rejected by design, "
         "and the tolerance sweep in §4 shows what a looser E_hull cut admits.\n"
     )
     return "\n".join(text)
