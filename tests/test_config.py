@@ -116,3 +116,16 @@ def test_experiment_created_concurrently_is_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(mlflow, "create_experiment", racing_create)
     _configure(cfg)
     assert mlflow.get_experiment_by_name(cfg.tracking.experiment) is not None
+
+
+def test_cli_help_groups_commands_by_track_and_version(capsys):
+    from superionic import __version__
+    from superionic.cli import STAGES, main
+
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "screening (Materials Project) stages:" in text and "classifier (Kang 2023) stages:" in text
+    for stage in STAGES:  # one line each, with a description
+        line = next(line for line in text.splitlines() if line.strip().startswith(stage + " "))
+        assert len(line.split(None, 1)) == 2
+    assert main(["--version"]) == 0 and __version__ in capsys.readouterr().out

@@ -49,6 +49,42 @@ TOOLS: dict[str, str] = {
 }
 
 
+TRACK_TITLES = {
+    "data": "data", "features": "data", "models": "classifier (Kang 2023)",
+    "screening": "screening (Materials Project)", "nasicon": "NASICON (Ouyang 2021)", "md": "molecular dynamics",
+}
+
+
+def _summary(module: str) -> str:
+    """First docstring line of a module, read without importing it (help stays instant)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return ""
+    doc = ast.get_docstring(ast.parse(open(spec.origin, encoding="utf-8").read())) or ""
+    line = doc.strip().splitlines()[0] if doc.strip() else ""
+    # "Stage ``x``: what it does." / "Tune stage: ..." -> what it does
+    head, sep, rest = line.partition(": ")
+    return rest if sep and len(head) < 40 else line
+
+
+def _help() -> str:
+    from superionic import __version__
+
+    groups: dict[str, list[str]] = {}
+    for name, module in STAGES.items():
+        groups.setdefault(TRACK_TITLES.get(module.split(".")[1], "other"), []).append(name)
+    width = max(len(n) for n in [*STAGES, *TOOLS, "compose-params"]) + 2
+    lines = [f"superionic {__version__}", "", "usage: superionic [--debug] COMMAND [options]   (superionic COMMAND -h)"]
+    for title, names in groups.items():
+        lines += ["", f"{title} stages:"] + [f"  {n:<{width}}{_summary(STAGES[n])}" for n in names]
+    lines += ["", "tools:"] + [f"  {n:<{width}}{_summary(m)}" for n, m in TOOLS.items()]
+    lines.append(f"  {'compose-params':<{width}}compose conf/ into params.yaml (what `dvc exp run` does)")
+    return "\n".join(lines)
+
+
 def _compose_params(argv: list[str]) -> int:
     from superionic.config import compose_raw, dump_params, validate
 
@@ -71,20 +107,30 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    from hydra.errors import HydraException
-    from mlflow.exceptions import MlflowException
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
         return _dispatch(argv)
-    except (ValueError, KeyError, OSError, HydraException, OmegaConfBaseException, MlflowException) as exc:
-        if debug:
+    except Exception as exc:
+        if debug or not isinstance(exc, _user_errors()):
             raise
         message = _first_line(exc)
         if exc.__cause__ is not None:  # Hydra wraps the informative error
             message = f"{message} {_first_line(exc.__cause__)}"
         print(f"error: {message} (run with --debug for the traceback)", file=sys.stderr)
         return 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user can act on from one line: bad input, config, files, servers.
+
+    Library exception classes are looked up only when their library was
+    imported by the failing command, so `superionic --help` stays fast.
+    """
+    errors: list[type[BaseException]] = [ValueError, KeyError, OSError]
+    for module, name in (("hydra.errors", "HydraException"), ("omegaconf.errors", "OmegaConfBaseException"),
+                         ("mlflow.exceptions", "MlflowException")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -97,7 +143,12 @@ def _dispatch(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     commands = sorted([*STAGES, *TOOLS, "compose-params"])
     if not argv or argv[0] in {"-h", "--help"}:
-        print("usage: superionic [--debug] COMMAND [options]\n\ncommands:\n  " + "\n  ".join(commands))
+        print(_help())
+        return 0
+    if argv[0] == "--version":
+        from superionic import __version__
+
+        print(f"superionic {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
     if command == "compose-params":
