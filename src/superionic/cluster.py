@@ -18,15 +18,16 @@ not depend on the cluster: every task carries its own seed.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger(__name__)
-
 KINDS = ("local", "address", "slurm")
+
+
+# Long CPU-bound batch tasks: Dask's sampling profiler (every 10 ms) is of no use there.
+WORKER_SETTINGS = {"distributed.worker.profile.enabled": False}
 
 
 @contextlib.contextmanager
@@ -35,38 +36,29 @@ def open_client(cluster: DictConfig, n_workers: int | None = None) -> Iterator[A
     import dask
     from distributed import Client, LocalCluster
 
-    with dask.config.set(WORKER_SETTINGS):
-        yield from _open(cluster, n_workers, Client, LocalCluster)
-
-
-# Long CPU-bound batch tasks: Dask's sampling profiler (every 10 ms) is of no use there.
-WORKER_SETTINGS = {"distributed.worker.profile.enabled": False}
-
-
-def _open(cluster: DictConfig, n_workers: int | None, Client: Any, LocalCluster: Any) -> Iterator[Any]:  # noqa: N803
     kind = str(cluster.kind)
     workers = int(n_workers or cluster.n_workers)
-    if kind == "local":
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as local:
-            with Client(local) as client:
-                yield client
-    elif kind == "address":
-        if not cluster.address:
-            raise ValueError("cluster.address must name a scheduler (e.g. tcp://host:8786) when cluster.kind=address")
-        with Client(str(cluster.address), timeout=str(cluster.connect_timeout_s) + "s") as client:
-            yield client
-    elif kind == "slurm":
-        try:
-            from dask_jobqueue import SLURMCluster
-        except ImportError as exc:
-            raise ValueError("cluster.kind=slurm needs `pip install dask-jobqueue`") from exc
-        options = OmegaConf.to_container(cluster.jobqueue, resolve=True) or {}
-        with SLURMCluster(**options) as slurm:
-            slurm.scale(jobs=workers)
-            with Client(slurm) as client:
-                yield client
-    else:
-        raise ValueError(f"cluster.kind must be one of {KINDS}, got {kind!r}")
+    client_options: dict[str, Any] = {}
+    with dask.config.set(WORKER_SETTINGS), contextlib.ExitStack() as stack:
+        if kind == "local":
+            target = stack.enter_context(
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            )
+        elif kind == "address":
+            if not cluster.address:
+                raise ValueError("cluster.address must name a scheduler (e.g. tcp://host:8786) when cluster.kind=address")
+            target = str(cluster.address)
+            client_options["timeout"] = f"{cluster.connect_timeout_s}s"
+        elif kind == "slurm":
+            try:
+                from dask_jobqueue import SLURMCluster
+            except ImportError as exc:
+                raise ValueError("cluster.kind=slurm needs `pip install dask-jobqueue`") from exc
+            target = stack.enter_context(SLURMCluster(**(OmegaConf.to_container(cluster.jobqueue, resolve=True) or {})))
+            target.scale(jobs=workers)
+        else:
+            raise ValueError(f"cluster.kind must be one of {KINDS}, got {kind!r}")
+        yield stack.enter_context(Client(target, **client_options))
 
 
 def map_in_order(client: Any, function: Callable[..., Any], items: Sequence[Any], **shared: Any) -> list[Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from superionic.cluster import KINDS as CLUSTER_KINDS
 from superionic.md.config import MDConfig
 from superionic.models.config import ClassifierConfig, ModelsConfig, ModelSpec
 from superionic.nasicon.config import DescriptorConfig, NasiconConfig
@@ -139,7 +140,7 @@ RANGES: list[tuple[str, Any, str]] = [
     ("dataset.label_threshold", lambda v: v > 0, "> 0 S/cm"),
     ("tracking.request_retries", lambda v: 0 <= v <= 10, "in [0, 10]"),
     ("tracking.request_timeout_s", lambda v: v > 0, "> 0 s"),
-    ("cluster.kind", lambda v: v in ("local", "address", "slurm"), "local, address or slurm"),
+    ("cluster.kind", lambda v: v in CLUSTER_KINDS, " or ".join(CLUSTER_KINDS)),
     ("cluster.n_workers", lambda v: v >= 1, ">= 1"),
     ("classifier.n_trials", lambda v: v >= 1, ">= 1"),
     ("classifier.worker_index", lambda v: v >= 0, ">= 0"),

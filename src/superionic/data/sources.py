@@ -8,7 +8,6 @@ for downstream. Row numbers are spreadsheet-style (the header is row 1).
 from __future__ import annotations
 
 import zipfile
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path

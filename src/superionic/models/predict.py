@@ -221,10 +221,12 @@ def _cif_paths(frame: pd.DataFrame, cif_dir: Path, id_column: str | None) -> lis
 
 def _read_input(src: Path) -> pd.DataFrame:
     """The input CSV as text columns; an unreadable file is one clear error naming it."""
+    from superionic.data.sources import UNREADABLE
+
     try:
         # keep_default_na=False: "NaN" is sodium nitride, not a missing value.
         return pd.read_csv(src, keep_default_na=False, dtype=str)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UNREADABLE as exc:
         raise ValueError(f"{src}: not a readable CSV ({type(exc).__name__}: {exc})") from exc
 
 

@@ -12,8 +12,9 @@ workers can share one study (PostgreSQL for many machines):
   classifier.worker_index`` (and TPE's constant liar steers it away from the
   others' running trials), so workers never replay one another;
 * a callback stops every worker once finished plus running trials reach
-  ``n_trials``: exactly ``n_trials`` complete, unless two workers start a trial
-  in the same instant;
+  ``n_trials``, and a trial that starts when they already have (two workers
+  passing the check at once) is pruned, the higher trial number standing
+  down: exactly ``n_trials`` complete;
 * heartbeats: a trial whose worker died is failed after ``classifier.grace_s``
   and retried once by the next worker, never left RUNNING for ever;
 * two workers creating the storage's tables at once (a fresh sqlite file or
@@ -82,20 +83,21 @@ def make_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
     """An RDB storage with heartbeats; schema creation raced by another worker is retried."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    kwargs: dict[str, Any] = {}
+    from superionic.tracking import redact
+
     for attempt in range(STORAGE_ATTEMPTS):
         try:
             with warnings.catch_warnings():
                 # heartbeats are marked experimental in Optuna; that they are is known and stated here once
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                if heartbeat_s:
-                    kwargs = {"heartbeat_interval": heartbeat_s, "grace_period": grace_s,
-                              "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
-                                  max_retry=1)}
-                return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
+                heartbeats: dict[str, Any] = {} if not heartbeat_s else {
+                    "heartbeat_interval": heartbeat_s, "grace_period": grace_s,
+                    "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+                }
+                return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **heartbeats)
         except SQLAlchemyError as exc:  # "table ... already exists" from a concurrent first run
             if attempt == STORAGE_ATTEMPTS - 1:
-                raise ValueError(f"classifier.study_storage: cannot open {_redacted(url)}: {exc}") from exc
+                raise ValueError(f"classifier.study_storage: cannot open {redact(url)}: {exc}") from exc
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
 
@@ -103,12 +105,6 @@ def make_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
 def _engine_kwargs(url: str) -> dict[str, Any]:
     # sqlite: wait for a concurrent writer instead of failing with "database is locked"
     return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-
-
-def _redacted(url: str) -> str:
-    from superionic.tracking import redact
-
-    return redact(url)
 
 
 class StopAtTotal:

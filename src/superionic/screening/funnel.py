@@ -35,7 +35,7 @@ from superionic.screening.anions import CLASSES
 from superionic.screening.config import Release
 from superionic.screening.io import report_path, write_csv, write_json, write_parquet
 from superionic.screening.mpdata import GAP_FILE_MAX_E_HULL, GAP_FILE_MIN_GAP
-from superionic.screening.voltage import V_OX_ERROR
+from superionic.screening.voltage import GGA_MISSING, SOURCE_GGA, SOURCE_UNKNOWN, V_OX_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,6 @@ class Thresholds:
 
 def input_2019(pool: pd.DataFrame, thermo: pd.DataFrame) -> pd.DataFrame:
     """The 2019 snapshot in the funnel's schema: own hulls and windows."""
-    from superionic.screening.voltage import SOURCE_GGA, SOURCE_UNKNOWN
-
     thermo_only = [c for c in thermo.columns if c not in pool.columns or c == C.TASK_ID]
     merged = pool.merge(thermo[thermo_only], on=C.TASK_ID, how="left", validate="one_to_one")
     if merged[C.GROUND_STATE].isna().any():
@@ -131,8 +129,6 @@ def input_2019(pool: pd.DataFrame, thermo: pd.DataFrame) -> pd.DataFrame:
 
 def input_2024(pool: pd.DataFrame, voltage: pd.DataFrame) -> pd.DataFrame:
     """The 2024 release in the funnel's schema: MP's E_hull, V_ox by source."""
-    from superionic.screening.voltage import GGA_MISSING
-
     by_formula = voltage.set_index(C.REDUCED_FORMULA)
     missing = sorted(set(pool[C.REDUCED_FORMULA]) - set(by_formula.index))
     if missing:

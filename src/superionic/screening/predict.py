@@ -34,6 +34,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from sklearn.neighbors import NearestNeighbors
 
+from superionic.data import columns as D
 from superionic.models.ensemble import ENSEMBLE_LABEL, proba_col, unanimous_col, votes_col
 from superionic.screening import columns as C
 from superionic.screening.io import report_path, write_csv, write_json, write_parquet
@@ -54,12 +55,6 @@ FEATURIZABLE = "featurizable"
 NEAR, FAR = "near", "far"
 KNOWN_GOOD, KNOWN_POOR, NEW = "known superionic", "known poor conductor", "new"
 
-# training-table columns (written by the dataset stage)
-TRAIN_FORMULA = "reduced_formula"
-TRAIN_LABEL = "label"
-TRAIN_SIGMA = "sigma"
-TRAIN_FAMILY = "family"
-TRAIN_CHEMSYS = "chemsys"
 
 RANKED_FILE = "ranked_candidates.csv"
 UNKNOWN_RANKED_FILE = "ranked_unknown_window.csv"
@@ -115,9 +110,9 @@ def neighbour_text(tz: np.ndarray, qz: np.ndarray, train: pd.DataFrame, k: int) 
     if len(qz) == 0 or k == 0:
         return [""] * len(qz)
     _, index = NearestNeighbors(n_neighbors=k).fit(tz).kneighbors(qz)
-    family = train[TRAIN_FAMILY].astype("string").fillna("?").to_numpy()
-    sigma = train[TRAIN_SIGMA].to_numpy(dtype=float)
-    label = [f"{f} ({fam}, {s:.1e})" for f, fam, s in zip(train[TRAIN_FORMULA], family, sigma, strict=True)]
+    family = train[D.FAMILY].astype("string").fillna("?").to_numpy()
+    sigma = train[D.SIGMA].to_numpy(dtype=float)
+    label = [f"{f} ({fam}, {s:.1e})" for f, fam, s in zip(train[D.REDUCED_FORMULA], family, sigma, strict=True)]
     label = np.asarray(label, dtype=object)
     return ["; ".join(row) for row in label[index]]
 
@@ -168,17 +163,22 @@ def score_formulas(
     out[NEIGHBORS] = ""
     out.loc[ok, NEIGHBORS] = neighbour_text(tz, qz, train, screen.n_neighbors_shown)
 
-    measured = train.groupby(TRAIN_FORMULA).agg(label=(TRAIN_LABEL, "max"), sigma=(TRAIN_SIGMA, "max"))
-    label = out[C.REDUCED_FORMULA].map(measured["label"])
+    known = measured(train)
+    label = out[C.REDUCED_FORMULA].map(known[D.LABEL])
     out[C.IN_TRAINING] = label.notna()
     out[C.TRAINING_LABEL] = label.astype("Int64")
-    out[MEASURED_SIGMA] = out[C.REDUCED_FORMULA].map(measured["sigma"])
+    out[MEASURED_SIGMA] = out[C.REDUCED_FORMULA].map(known[D.SIGMA])
     out[STATUS] = np.select([label == 1, label == 0], [KNOWN_GOOD, KNOWN_POOR], default=NEW)
     return out, threshold
 
 
+def measured(train: pd.DataFrame, columns: tuple[str, ...] = (D.LABEL, D.SIGMA)) -> pd.DataFrame:
+    """Label (and conductivity) per training formula: the highest, when a formula repeats."""
+    return train.groupby(D.REDUCED_FORMULA)[list(columns)].max()
+
+
 def chemsys_in_training(chemsys: pd.Series, train: pd.DataFrame) -> np.ndarray:
-    return chemsys.isin(set(train[TRAIN_CHEMSYS])).to_numpy()
+    return chemsys.isin(set(train[D.CHEMSYS])).to_numpy()
 
 
 def rank(rows: pd.DataFrame, scores: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:

@@ -32,14 +32,12 @@ from omegaconf import DictConfig
 from scipy.stats import mannwhitneyu
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from superionic.data import columns as D
 from superionic.screening import columns as C
 from superionic.screening.io import report_path, write_csv, write_json
+from superionic.screening.predict import P, measured
 
 log = logging.getLogger(__name__)
-
-TRAIN_FORMULA = "reduced_formula"
-TRAIN_CHEMSYS = "chemsys"
-TRAIN_LABEL = "label"
 
 P_REFIT = "p_refit"
 RANK_REFIT = "rank_refit"
@@ -55,7 +53,7 @@ ECE_BINS = 10
 
 def labelled_pool(pool_formulas: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
     """Pool formulas (reduced formula, chemsys) with a measured label in the training data."""
-    labels = train.groupby(TRAIN_FORMULA)[TRAIN_LABEL].max()
+    labels = measured(train, (D.LABEL,))[D.LABEL]
     out = pool_formulas[pool_formulas[C.REDUCED_FORMULA].isin(labels.index)].copy()
     out[LABEL] = out[C.REDUCED_FORMULA].map(labels).astype(int)
     return out.sort_values(C.REDUCED_FORMULA, ignore_index=True)
@@ -63,12 +61,12 @@ def labelled_pool(pool_formulas: pd.DataFrame, train: pd.DataFrame) -> pd.DataFr
 
 def refit_mask(train: pd.DataFrame, held_formulas: set[str], held_chemsys: set[str]) -> np.ndarray:
     """Training rows that may be used: neither a held-out formula nor in a held-out chemical system."""
-    return (~train[TRAIN_FORMULA].isin(held_formulas) & ~train[TRAIN_CHEMSYS].isin(held_chemsys)).to_numpy()
+    return (~train[D.REDUCED_FORMULA].isin(held_formulas) & ~train[D.CHEMSYS].isin(held_chemsys)).to_numpy()
 
 
 def assert_no_leak(kept: pd.DataFrame, held_formulas: set[str], held_chemsys: set[str]) -> None:
-    leaked_formulas = sorted(set(kept[TRAIN_FORMULA]) & held_formulas)
-    leaked_systems = sorted(set(kept[TRAIN_CHEMSYS]) & held_chemsys)
+    leaked_formulas = sorted(set(kept[D.REDUCED_FORMULA]) & held_formulas)
+    leaked_systems = sorted(set(kept[D.CHEMSYS]) & held_chemsys)
     if leaked_formulas or leaked_systems:
         raise AssertionError(
             f"rediscovery refit would train on held-out material: formulas {leaked_formulas[:5]}, "
@@ -157,7 +155,7 @@ def fate_table(formulas: list[str], funnel: pd.DataFrame, p_main: pd.Series, p_r
 
     best = best_polymorph(funnel)
     n_polymorphs = funnel.groupby(C.REDUCED_FORMULA).size()
-    labels = train.groupby(TRAIN_FORMULA)[TRAIN_LABEL].max()
+    labels = measured(train, (D.LABEL,))[D.LABEL]
     rows = []
     for name in formulas:
         parsed = parse_formula(name)
@@ -200,7 +198,6 @@ def run_stage(cfg: DictConfig) -> None:
     from superionic.models.evaluate import load_best
     from superionic.screening.config import Release
     from superionic.screening.features import features_for
-    from superionic.screening.predict import P
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     screen, c = cfg.screen, cfg.classifier
