@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from pymatgen.core import Lattice, Structure
 
 from superionic.config import compose
+from superionic.io import write_csv, write_json
 from superionic.md import aimd, mlip, report
 from superionic.md import tables as T
 from superionic.md.analysis import K_B_EV, REASON_CELL_MISMATCH
@@ -102,13 +103,13 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     # stand-in MLIP outputs (a "softer" potential: higher D at every T, lower Ea)
     mruns = runs[runs[T.COL_USED]].copy()
     mruns[T.COL_LOG10_D] += 0.3
-    T.write_csv(mruns, out / mlip.RUNS_CSV)
+    write_csv(mruns, out / mlip.RUNS_CSV)
     mfits = fits.copy()
     mfits[T.COL_EA] -= 0.1
-    T.write_csv(mfits, out / mlip.FITS_CSV)
-    T.write_json({"label": "test runs", "notes": ["MP_API_KEY not set: 3 candidate structures NOT fetched"]},
+    write_csv(mfits, out / mlip.FITS_CSV)
+    write_json({"label": "test runs", "notes": ["MP_API_KEY not set: 3 candidate structures NOT fetched"]},
                  out / mlip.METRICS_JSON)  # fmt: skip
-    T.write_json({"device": "cpu", "threads": 1, "ms_per_step": 1.0, "us_per_atom_step": 1.0,
+    write_json({"device": "cpu", "threads": 1, "ms_per_step": 1.0, "us_per_atom_step": 1.0,
                   "total_wall_s": 1.0}, out / mlip.TIMING_JSON)  # fmt: skip
     report.run_stage(cfg)
     text = (tmp_path / "reports" / "md.md").read_text()

@@ -233,3 +233,69 @@ def test_distributed_predict_on_a_real_two_worker_cluster_matches_in_process():
     cluster = OmegaConf.create({"kind": "local", "n_workers": 2, "address": None})
     spread = predict.predict_distributed(rows, ens, "formula", None, cluster, n_workers=2, chunk_size=4)
     pd.testing.assert_frame_equal(local, spread)
+
+
+def _deployed(features: list[str]):
+    """A tiny generalize-stage model over the fake features plus the Li block."""
+    from superionic.models import generalize as G
+
+    rng = np.random.default_rng(1)
+    formulas = [f"Li{rng.uniform(0.5, 7):.2f}La{rng.uniform(0.5, 3):.2f}Zr{rng.uniform(0.5, 2):.2f}O12"
+                for _ in range(90)]  # fmt: skip
+    frame = fake_featurize(formulas)
+    frame["amounts"] = formulas
+    frame["chemsys"] = [f"sys{i % 9}" for i in range(90)]
+    y = (frame["frac_Li"] > frame["frac_Li"].median()).astype(int).to_numpy()
+    oof = pd.DataFrame({"y": y, "p": np.clip(frame["frac_Li"] * 2, 0, 1)})
+    spec = {"estimator": "logreg", "fixed": {}, "search_space": {}, "scale": True}
+    return G.fit_deployed(frame, features, y, "cd_li+logreg", ["cd", "li"], spec, {"C": 1.0}, oof,
+                          "sigmoid", 3, 0.7, 0, 5, 0.95)
+
+
+def test_trust_columns_come_with_every_usable_row(ensemble):
+    from superionic.models.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED, TRUST_COLUMNS
+
+    deployed = _deployed(FEATURES)
+    out = predict.predict_frame(pd.DataFrame({"formula": INPUT + ["Li3PS4"]}), ensemble,
+                                featurize=fake_featurize, deployed=deployed)
+    ok = out[predict.STATUS] == predict.OK
+    assert set(TRUST_COLUMNS) <= set(out.columns)
+    assert out.loc[ok, P_CALIBRATED].between(0, 1).all() and out.loc[~ok, P_CALIBRATED].isna().all()
+    assert set(out.loc[ok, ABSTAIN].astype(bool)) <= {True, False}
+    # a garnet like the training rows is in the domain; a sulfide with no La or Zr is not
+    assert bool(out.loc[out["formula"] == "Li7La3Zr2O12", IN_DOMAIN].item())
+    assert not bool(out.loc[out["formula"] == "Li3PS4", IN_DOMAIN].item())
+    conf = (out.loc[ok, P_CALIBRATED].astype(float) - 0.5).abs()
+    assert (out.loc[ok, ABSTAIN].astype(bool) == (conf < deployed.abstain_below)).all()
+
+
+def test_trust_model_file_is_verified_like_the_ensemble(ensemble, tmp_path, capsys):
+    from superionic.models.ensemble import save_model
+
+    ens_path, trust_path = tmp_path / "e.joblib", tmp_path / "g.joblib"
+    save_ensemble(ensemble, ens_path)
+    save_model(_deployed(FEATURES), trust_path)
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"formula": ["Li7La3Zr2O12", "Qq"]}).to_csv(src, index=False)
+    trust_path.write_bytes(trust_path.read_bytes() + b"tampered")
+    args = [str(src), "--ensemble", str(ens_path), "--trust-model-file", str(trust_path), "-o", str(tmp_path / "o.csv")]
+    assert predict.main(args) == 2
+    assert "does not match the recorded digest" in capsys.readouterr().err
+
+
+OBELIX_CIFS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "conductivity" / "obelix2025_cifs"
+
+
+@pytest.mark.skipif(not OBELIX_CIFS.is_dir(), reason="OBELiX CIFs not present")
+def test_cif_dir_reads_real_experimental_structures(tmp_path):
+    """Disordered published CIFs (partial occupancies) give lattice features, none imputed."""
+    from superionic.features.structure import LatticeFeaturizer
+
+    ids = sorted(p.stem for p in OBELIX_CIFS.glob("*.cif"))[:3]
+    frame = pd.DataFrame({"formula": ["Li3PS4"] * 3, "id": ids})
+    paths = predict._cif_paths(frame, OBELIX_CIFS, "id")
+    assert all(p is not None for p in paths)
+    for path in paths:
+        values = predict.cif_features(path)
+        assert list(values) == LatticeFeaturizer().feature_labels()
+        assert all(np.isfinite(v) and v > 0 for v in values.values())

@@ -154,7 +154,7 @@ def test_transition_metal_list_is_pymatgens():
 
 
 def test_writers_never_leave_a_truncated_file(tmp_path, monkeypatch):
-    from superionic.screening.io import write_csv
+    from superionic.io import write_csv
 
     target = tmp_path / "out.csv"
     write_csv(pd.DataFrame({"a": [1.0]}), target)

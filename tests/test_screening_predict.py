@@ -162,3 +162,27 @@ def test_votes_histogram_counts_every_scored_row():
     scores, _ = _scored()
     hist = votes_histogram(scores, FakeEnsemble.member_names, FakeEnsemble.n_splits)
     assert hist["gb"].sum() == 4 and hist.loc[10, "gb"] == 3 and hist.loc[7, "lgbm"] == 1
+
+
+def test_pool_scoring_on_a_real_two_worker_cluster_matches_in_process():
+    """screen.workers > 1: the ensemble scores chunks on a real two-process Dask LocalCluster."""
+    import sys
+
+    import cloudpickle
+
+    from superionic.screening.predict import assess_on_cluster
+
+    # the fake ensemble lives in this test module, which the worker processes cannot import
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(23, 2)), columns=FEATURES)
+    cluster = OmegaConf.create({"kind": "local", "n_workers": 2, "address": None})
+    local_votes, local_p = FakeEnsemble().assess(X)
+    votes, p = assess_on_cluster(FakeEnsemble(), X, cluster, n_workers=2, chunk_size=5)
+    pd.testing.assert_frame_equal(votes, local_votes)
+    np.testing.assert_array_equal(p, local_p)
+    formulas = pd.Series([f"Li{i + 1}Br" for i in range(23)])
+    spread, _ = score_formulas(formulas, X, FakeEnsemble(), _train(), SCREEN,
+                               assess=lambda Z: assess_on_cluster(FakeEnsemble(), Z, cluster, 2, 7))
+    in_process, _ = score_formulas(formulas, X, FakeEnsemble(), _train(), SCREEN)
+    pd.testing.assert_frame_equal(spread, in_process)

@@ -20,6 +20,8 @@ STAGES: dict[str, str] = {
     "dataset": "superionic.data.dataset",
     "tune": "superionic.models.tune",
     "evaluate": "superionic.models.evaluate",
+    "generalize": "superionic.models.generalize",
+    "structure-ablation": "superionic.models.structure_ablation",
     "importance": "superionic.models.importance",
     "ensemble": "superionic.models.ensemble",
     "classifier-report": "superionic.models.report",

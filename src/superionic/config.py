@@ -17,7 +17,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from superionic.cluster import KINDS as CLUSTER_KINDS
 from superionic.md.config import MDConfig
-from superionic.models.config import ClassifierConfig, ModelsConfig, ModelSpec
+from superionic.models.config import ClassifierConfig, GeneralizeConfig, ModelsConfig, ModelSpec
 from superionic.nasicon.config import DescriptorConfig, NasiconConfig
 from superionic.screening.config import ScreenConfig
 
@@ -109,6 +109,9 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    generalize: GeneralizeConfig = field(default_factory=GeneralizeConfig)
+    # Curated structure families: canonical name -> source spellings (conf/families/).
+    families: dict[str, list[str]] = field(default_factory=dict)
     screen: ScreenConfig = field(default_factory=ScreenConfig)
     descriptor: DescriptorConfig = field(default_factory=DescriptorConfig)
     nasicon: NasiconConfig = field(default_factory=NasiconConfig)
@@ -151,7 +154,17 @@ RANGES: list[tuple[str, Any, str]] = [
     ("classifier.test_size", lambda v: 0 < v < 1, "in (0, 1)"),
     ("classifier.group_folds", lambda v: v >= 2, ">= 2"),
     ("classifier.n_jobs", lambda v: v >= 1 or v == -1, ">= 1 or -1"),
+    ("generalize.folds", lambda v: v >= 2, ">= 2"),
+    ("generalize.inner_folds", lambda v: v >= 2, ">= 2"),
+    ("generalize.calibration", lambda v: v in ("sigmoid", "isotonic"), "sigmoid or isotonic"),
+    ("generalize.calibration_bins", lambda v: v >= 2, ">= 2"),
+    ("generalize.coverage", lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("generalize.n_jobs", lambda v: v >= 1 or v == -1, ">= 1 or -1"),
+    ("generalize.structure.folds", lambda v: v >= 2, ">= 2"),
+    ("generalize.structure.repeats", lambda v: v >= 1, ">= 1"),
     ("screen.ad_neighbors", lambda v: v >= 1, ">= 1"),
+    ("screen.workers", lambda v: v >= 1, ">= 1"),
+    ("screen.chunk_size", lambda v: v >= 1, ">= 1"),
     ("screen.ad_quantile", lambda v: 0 < v < 1, "in (0, 1)"),
     ("screen.p_min", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("screen.interval", lambda v: 0 < v < 1, "in (0, 1)"),
@@ -206,4 +219,6 @@ def load_params(path: str | Path = "params.yaml") -> DictConfig:
 
 
 def dump_params(cfg: DictConfig, path: str | Path = "params.yaml") -> None:
-    Path(path).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+    from superionic.io import write_text
+
+    write_text(OmegaConf.to_yaml(cfg, resolve=True), path)

@@ -5,7 +5,12 @@ amounts, so Li2O and Li4O2 are one material) collapse to one material whose
 log10 sigma is the median (``dataset.dedup_rule: median``) or maximum
 (``max``) of its records. The label is ``sigma >= dataset.label_threshold``.
 Groups whose records fall on both sides of the threshold are written to
-``paths.duplicate_conflicts`` for the user to inspect.
+``paths.duplicate_conflicts`` for the user to inspect. A censored record
+("<1E-10") enters with its bound as its value: every bound in the sources is
+far below the label threshold (the data report gives the largest), so the
+label it gives is exact, while its log10 sigma is only an upper bound.
+Structure families go through the curated map (``families``) before records
+are merged, so one family is one group in family-grouped CV.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
 from superionic.data import columns as C
+from superionic.data.families import UNMAPPED, canonical_families, family_mapping_table
 from superionic.features.structure import LatticeFeaturizer
+from superionic.io import atomic_write, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,12 @@ def _mode(values: pd.Series) -> object:
         return None
     counts = values.value_counts()
     return sorted(counts[counts == counts.max()].index)[0]
+
+
+def apply_family_map(records: pd.DataFrame, families: dict[str, list[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Records with canonical families, and the table of spellings seen (for the data report)."""
+    table = family_mapping_table(records[C.FAMILY], families)
+    return records.assign(**{C.FAMILY: canonical_families(records[C.FAMILY], families)}), table
 
 
 def deduplicate(
@@ -117,8 +130,8 @@ def save_dataset(frame: pd.DataFrame, feature_columns: list[str], path: str | Pa
     table = pa.Table.from_pandas(frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[_FEATURES_META_KEY] = json.dumps(feature_columns).encode()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table.replace_schema_metadata(meta), path)
+    table = table.replace_schema_metadata(meta)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def load_dataset(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
@@ -162,12 +175,12 @@ def run_stage(cfg: DictConfig) -> None:
         interim = pd.read_parquet(cfg.paths.interim)
         variants = {k: list(v) for k, v in cfg.ingest.variants.items()}
         records = select_variant(interim, variants, cfg.dataset.variant)
+        records, family_table = apply_family_map(records, {k: list(v) for k, v in cfg.families.items()})
         materials, conflicts = deduplicate(records, cfg.dataset.dedup_rule, cfg.dataset.label_threshold)
         composition_features = pd.read_parquet(cfg.paths.composition_features)
         frame, feature_names = attach_features(materials, composition_features, cfg.features.structural)
         save_dataset(frame, feature_names, cfg.paths.dataset)
-        Path(cfg.paths.duplicate_conflicts).parent.mkdir(parents=True, exist_ok=True)
-        conflicts.to_csv(cfg.paths.duplicate_conflicts, index=False)
+        write_csv(conflicts, cfg.paths.duplicate_conflicts, float_format=None)
         summary = variant_summary(interim, variants, cfg.dataset.dedup_rule, cfg.dataset.label_threshold)
         metrics = {
             "variant": cfg.dataset.variant,
@@ -176,10 +189,12 @@ def run_stage(cfg: DictConfig) -> None:
             "superionic": int(frame[C.LABEL].sum()),
             "superionic_fraction": round(float(frame[C.LABEL].mean()), 4),
             "conflicting_groups": int(frame[C.LABEL_CONFLICT].sum()),
+            "families": int(frame[C.FAMILY].nunique()),
+            "family_spellings_unmapped": int((family_table["status"] == UNMAPPED).sum()),
             "feature_missing_fraction": round(float(np.isnan(frame[feature_names].to_numpy(dtype=float)).mean()), 6),
         }
-        Path(cfg.paths.dataset_metrics).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        write_data_report(cfg, summary, conflicts, metrics)
+        write_json(metrics, cfg.paths.dataset_metrics)
+        write_data_report(cfg, summary, conflicts, metrics, family_table, records)
         log_metrics(metrics)
         log_artifacts([cfg.paths.data_report, cfg.paths.duplicate_conflicts, cfg.paths.dataset_metrics])
         log.info("dataset %s: %d materials, %d features", cfg.dataset.variant, len(frame), len(feature_names))

@@ -7,7 +7,6 @@ Repairs applied to accepted rows are listed in ``paths.repairs``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -21,6 +20,7 @@ from omegaconf import DictConfig
 from superionic.data import columns as C
 from superionic.data.formula import ParsedFormula, parse_formula
 from superionic.data.sources import SOURCES, read_source
+from superionic.io import write_csv, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +188,10 @@ def run_stage(cfg: DictConfig) -> None:
             raise ValueError(f"no conductivity rows survived ingest from {cfg.data_dir}")
         accepted = accepted.sort_values([C.SOURCE, C.ROW]).reset_index(drop=True)
         metrics = ingest_metrics(raw, accepted, rejected)
-        for path in (cfg.paths.interim, cfg.paths.rejected_rows, cfg.paths.repairs, cfg.paths.ingest_metrics):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        accepted.to_parquet(cfg.paths.interim, index=False)
-        rejected.to_csv(cfg.paths.rejected_rows, index=False)
-        repairs.to_csv(cfg.paths.repairs, index=False)
-        Path(cfg.paths.ingest_metrics).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        write_parquet(accepted, cfg.paths.interim)
+        write_csv(rejected, cfg.paths.rejected_rows, float_format=None)
+        write_csv(repairs, cfg.paths.repairs, float_format=None)
+        write_json(metrics, cfg.paths.ingest_metrics)
         log_metrics(metrics)
         log_artifacts([cfg.paths.rejected_rows, cfg.paths.repairs, cfg.paths.ingest_metrics])
         log.info(

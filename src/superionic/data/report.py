@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from superionic.data import columns as C
 from superionic.data.sources import SOURCES
+from superionic.io import write_text
 from superionic.reports.markdown import table
 
 
@@ -27,6 +28,8 @@ def render_data_report(
     conflicts: pd.DataFrame,
     dataset_metrics: dict,
     cfg: DictConfig,
+    family_table: pd.DataFrame,
+    records: pd.DataFrame,
 ) -> str:
     per_source = pd.DataFrame(
         [
@@ -81,6 +84,18 @@ def render_data_report(
         "Missing feature values (e.g. lattice parameters a source does not report) stay NaN in the "
         "dataset and are imputed inside each model pipeline, fitted on training rows only.",
         "",
+        "## Censored conductivities",
+        "",
+        censored_note(records, cfg.dataset.label_threshold),
+        "",
+        "## Structure families (curated map, `conf/families/`)",
+        "",
+        "Every record's family spelling, the family it is counted under in family-grouped CV, and whether "
+        "the map lists it (an unlisted spelling stays a family of its own). Records without a family are "
+        f"left out of family-grouped CV: {int(records[C.FAMILY].isna().sum())} of {len(records)} records.",
+        "",
+        table(family_table) if len(family_table) else "None.",
+        "",
         f"## Conflicting duplicates in `{cfg.dataset.variant}`",
         "",
         table(conflicts) if len(conflicts) else "None.",
@@ -89,9 +104,26 @@ def render_data_report(
     return "\n".join(lines)
 
 
-def write_data_report(cfg: DictConfig, summary: pd.DataFrame, conflicts: pd.DataFrame, dataset_metrics: dict) -> None:
+def censored_note(records: pd.DataFrame, label_threshold: float) -> str:
+    """The stated rule for upper-bound conductivities, with the figures that justify it."""
+    bounds = records.loc[records[C.SIGMA_CENSORED].fillna("").astype(str) != "", C.SIGMA]
+    if bounds.empty:
+        return "No record gives only a bound."
+    verdict = ("so every censored record is labelled not superionic with certainty"
+               if bounds.max() < label_threshold else
+               "**some bounds reach the threshold: their labels are not certain**")
+    return (f"{len(bounds)} records give only an upper bound (e.g. `<1E-10`); each enters with its bound as its "
+            f"value. The largest bound is {bounds.max():.1e} S/cm against a threshold of {label_threshold:g} S/cm, "
+            f"{verdict}. Their log10 σ is an upper bound, so a regression on log10 σ must treat them as censored.")
+
+
+def write_data_report(
+    cfg: DictConfig, summary: pd.DataFrame, conflicts: pd.DataFrame, dataset_metrics: dict,
+    family_table: pd.DataFrame, records: pd.DataFrame,
+) -> None:
     ingest_metrics = json.loads(Path(cfg.paths.ingest_metrics).read_text())
     rejected = pd.read_csv(cfg.paths.rejected_rows, keep_default_na=False)
     repairs = pd.read_csv(cfg.paths.repairs, keep_default_na=False)
-    text = render_data_report(ingest_metrics, rejected, repairs, summary, conflicts, dataset_metrics, cfg)
-    Path(cfg.paths.data_report).write_text(text, encoding="utf-8")
+    text = render_data_report(ingest_metrics, rejected, repairs, summary, conflicts, dataset_metrics, cfg,
+                              family_table, records)
+    write_text(text, cfg.paths.data_report)

@@ -7,7 +7,6 @@ compositions it adds, and compositions no longer present are dropped.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -16,9 +15,9 @@ import pandas as pd
 from omegaconf import DictConfig
 from pymatgen.core import Composition
 
-from superionic.atomic import atomic_write
 from superionic.data import columns as C
 from superionic.features.composition import composition_feature_labels, featurize_compositions
+from superionic.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +73,10 @@ def run_stage(cfg: DictConfig) -> None:
         cache_path = Path(cfg.paths.composition_features)
         cache = read_cache(cache_path)
         table, metrics = update_feature_cache(interim, cache, cfg.features.n_jobs, cfg.features.chunksize)
-        atomic_write(cache_path, lambda tmp: table.to_parquet(tmp, index=False))
+        write_parquet(table, cache_path)
         # Timing and cache hits depend on history, not on the inputs; they go to
         # MLflow only, so the DVC metrics file is a function of the inputs.
         cache_stats = {k: metrics.pop(k) for k in ("seconds_per_1000", "computed", "reused")}
-        Path(cfg.paths.featurize_metrics).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        write_json(metrics, cfg.paths.featurize_metrics)
         log_metrics({**metrics, **cache_stats})
         log.info("featurize: %d compositions (%d computed, %d reused)", len(table), cache_stats["computed"], cache_stats["reused"])

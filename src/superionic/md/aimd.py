@@ -12,6 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from superionic.io import write_csv, write_json
 from superionic.md import plots
 from superionic.md import tables as T
 from superionic.md.io import load_aimd
@@ -39,11 +40,11 @@ def run_stage(cfg: DictConfig) -> None:
         for row in runs_df[~runs_df[T.COL_USED]].itertuples(index=False):
             log.info("excluded %s: %s", row.source, getattr(row, T.COL_REASONS))
         paths = [
-            T.write_csv(runs_df, out / RUNS_CSV),
-            T.write_csv(fits_df, out / FITS_CSV),
+            write_csv(runs_df, out / RUNS_CSV),
+            write_csv(fits_df, out / FITS_CSV),
         ]
         metrics = T.summary_metrics(runs_df, fits_df)
-        paths.append(T.write_json(metrics, out / METRICS_JSON))
+        paths.append(write_json(metrics, out / METRICS_JSON))
         paths.append(
             plots.arrhenius_grid(
                 [plots.Series("AIMD", runs_df, fits_df, "black")],

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
+from superionic.io import write_npz
 from superionic.md.analysis import Trajectory
 
 AIMD_FILE_RE = re.compile(r"^(\d+(?:\.\d+)?)K\.json\.gz$")
@@ -116,8 +117,7 @@ def starting_structures(root: Path, materials: list[str] | None = None) -> dict[
 
 def save_trajectory(path: Path, traj: Trajectory, thermo: dict[str, np.ndarray]) -> None:
     """MLIP run -> compressed npz (float32 displacements: 1e-6 A is far below any signal)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
+    write_npz(
         path,
         material=np.array(traj.material),
         temperature=np.array(traj.temperature),

@@ -27,6 +27,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from pymatgen.core import Lattice, Structure
 
+from superionic.io import write_csv, write_json
 from superionic.md import plots
 from superionic.md import tables as T
 from superionic.md.analysis import REASON_UNSTABLE, Trajectory
@@ -415,12 +416,12 @@ def run_stage(cfg: DictConfig) -> None:
         )
         runs_df = T.runs_frame(results)
         fits_df = T.fits_frame(fits)
-        paths = [T.write_csv(runs_df, out / RUNS_CSV), T.write_csv(fits_df, out / FITS_CSV)]
+        paths = [write_csv(runs_df, out / RUNS_CSV), write_csv(fits_df, out / FITS_CSV)]
         metrics = T.summary_metrics(runs_df, fits_df)
         metrics["label"] = str(md.mlip.label)
         metrics["notes"] = notes
         metrics["n_unstable"] = len(unstable)
-        paths.append(T.write_json(metrics, out / METRICS_JSON))
+        paths.append(write_json(metrics, out / METRICS_JSON))
         n_steps = sum(t["steps"] for t in timings)
         n_atom_steps = sum(t["steps"] * t["n_atoms"] for t in timings)
         md_wall = sum(t["wall_s"] for t in timings)
@@ -437,7 +438,7 @@ def run_stage(cfg: DictConfig) -> None:
             "runs": timings,
         }
         # timings vary run to run: kept out of the (deterministic) metrics file
-        paths.append(T.write_json(timing, out / TIMING_JSON))
+        paths.append(write_json(timing, out / TIMING_JSON))
         paths.append(plots.arrhenius_grid([plots.Series("MLIP", runs_df, fits_df, "tab:red")],
                                           md.analysis.target_temperature, out / FIGURE))  # fmt: skip
         log_metrics({k: v for k, v in metrics.items() if k not in ("materials", "notes")})

@@ -10,10 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from superionic.io import PNG_METADATA, save_figure
 from superionic.md import tables as T
-
-PNG_METADATA = {"Software": None}
-
 
 @dataclass(frozen=True)
 class Series:
@@ -86,9 +84,7 @@ def arrhenius_grid(series: Sequence[Series], target_temperature: float, path: st
     if legend:
         fig.legend(list(legend.values()), list(legend.keys()), loc="lower right", fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata=PNG_METADATA)
+    path = save_figure(fig, path, dpi=110, metadata=PNG_METADATA)
     plt.close(fig)
     return path
 
@@ -118,8 +114,6 @@ def parity(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata=PNG_METADATA)
+    path = save_figure(fig, path, dpi=110, metadata=PNG_METADATA)
     plt.close(fig)
     return path

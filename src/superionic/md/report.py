@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from superionic.io import write_csv, write_json, write_text
 from superionic.md import aimd, mlip, plots
 from superionic.md import tables as T
 
@@ -364,8 +365,8 @@ def run_stage(cfg: DictConfig) -> None:
         comp = compare_fits(aimd_fits, mlip_fits)
         pairs = same_temperature_pairs(aimd_runs, mlip_runs)
         cmp_metrics = comparison_metrics(comp, pairs)
-        paths = [T.write_csv(comp, out / COMPARISON_CSV), T.write_csv(pairs, out / PAIRS_CSV),
-                 T.write_json(cmp_metrics, out / METRICS_JSON)]  # fmt: skip
+        paths = [write_csv(comp, out / COMPARISON_CSV), write_csv(pairs, out / PAIRS_CSV),
+                 write_json(cmp_metrics, out / METRICS_JSON)]  # fmt: skip
         paths.append(plots.arrhenius_grid(
             [plots.Series("AIMD", aimd_runs[aimd_runs[T.COL_MATERIAL].isin(set(mlip_runs[T.COL_MATERIAL]))],
                           aimd_fits, "black"),
@@ -387,9 +388,7 @@ def run_stage(cfg: DictConfig) -> None:
                                   "log10 D MLIP (cm²/s)", out / FIG_PARITY_D))  # fmt: skip
         text = render(cfg, aimd_runs, aimd_fits, mlip_runs, mlip_fits, mlip_metrics, timing, comp,
                       pairs, cmp_metrics)  # fmt: skip
-        report = Path(md.report)
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(text, encoding="utf-8")
+        report = write_text(text, md.report)
         paths.append(report)
         log_metrics(cmp_metrics)
         log_artifacts(paths)

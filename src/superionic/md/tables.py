@@ -7,7 +7,6 @@ conductivity, exclusion reasons). ``arrhenius`` table: one row per material
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -189,13 +188,6 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-    return path
-
-
 def summary_metrics(runs: pd.DataFrame, fits: pd.DataFrame) -> dict:
     """Counts and per-material numbers for the metrics JSON (finite values only)."""
     reasons: dict[str, int] = {}
@@ -221,10 +213,3 @@ def summary_metrics(runs: pd.DataFrame, fits: pd.DataFrame) -> dict:
         "n_materials_fitted": int((fits[COL_STATUS] == "ok").sum()),
         "materials": per_material,
     }
-
-
-def write_json(obj: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path

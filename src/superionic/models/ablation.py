@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
+from superionic.io import write_text
 from superionic.models.report import fmt, md_table
 
 log = logging.getLogger(__name__)
@@ -151,11 +152,14 @@ def exp_show_json(source: str) -> Any:
 
 
 def run_stage(cfg: DictConfig) -> None:
+    from superionic.models.report import generalization_section
+
     c = cfg.classifier
     models = list(c.model_names)
     labels = {m: (cfg.models[m].label or m) for m in models}
     frame = collect(exp_show_json(c.ablation_json), c.metrics, models)
     text = render(frame, models, list(c.ensemble_members), labels)
-    Path(c.ablation_report).parent.mkdir(parents=True, exist_ok=True)
-    Path(c.ablation_report).write_text(text, encoding="utf-8")
+    # representation variants of the workspace run: one stage scores them all on identical folds
+    text += "\n" + generalization_section(cfg).replace("## 6. ", "## ")
+    write_text(text, c.ablation_report)
     log.info("wrote %s (%d experiments)", c.ablation_report, len(frame))

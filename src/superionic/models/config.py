@@ -78,3 +78,44 @@ class ClassifierConfig:
     # Optional ``dvc exp show --json`` dump for the ablation collector; empty runs dvc.
     ablation_json: str = ""
     ablation_report: str = "reports/ablation.md"
+
+
+@dataclass
+class GeneralizeModel:
+    """One model of the generalization variants: an estimator entry and fixed parameters."""
+
+    # Key under ``models`` (conf/model/) whose estimator, fixed arguments and scaling are used.
+    spec: str = MISSING
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StructureAblationConfig:
+    """CD vs CD + Li-sublattice features on the materials with an experimental CIF."""
+
+    cif_dir: str = MISSING
+    model: str = MISSING
+    folds: int = MISSING
+    repeats: int = MISSING
+    paper_variant: str = MISSING
+
+
+@dataclass
+class GeneralizeConfig:
+    """Variants scored under grouped CV with calibration and abstention (superionic.models.generalize)."""
+
+    feature_sets: dict[str, list[str]] = MISSING
+    models: dict[str, GeneralizeModel] = MISSING
+    folds: int = MISSING
+    inner_folds: int = MISSING
+    calibration: str = MISSING
+    calibration_bins: int = MISSING
+    coverage: float = MISSING
+    selection: list[str] = MISSING
+    source_groups: dict[str, list[str]] = MISSING
+    n_jobs: int = MISSING
+    structure: StructureAblationConfig = field(default_factory=StructureAblationConfig)
+    report_dir: str = MISSING
+    report: str = MISSING
+    metrics: str = MISSING
+    model: str = MISSING

@@ -164,32 +164,34 @@ def file_sha256(path: str | Path) -> str:
 def read_digest(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no model digest recorded; run `dvc repro ensemble`")
+        raise FileNotFoundError(f"{path}: no model digest recorded; rerun the stage that wrote the model")
     token = path.read_text(encoding="utf-8").split()[:1]
     if not token or len(token[0]) != 64:
         raise ValueError(f"{path}: not a SHA-256 digest file")
     return token[0]
 
 
-def save_ensemble(ens: Ensemble, path: str | Path) -> None:
-    """The model file and its digest, each written atomically."""
-    from superionic.atomic import atomic_write
+def save_model(obj: Any, path: str | Path) -> Path:
+    """A pickled model file and its SHA-256 digest beside it, each written atomically."""
+    from superionic.io import atomic_write, write_text
 
-    path = atomic_write(path, lambda tmp: joblib.dump(ens, tmp, compress=3))
-    text = f"{file_sha256(path)}  {path.name}\n"
-    atomic_write(digest_path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    path = atomic_write(path, lambda tmp: joblib.dump(obj, tmp, compress=3))
+    write_text(f"{file_sha256(path)}  {path.name}\n", digest_path(path))
+    return path
 
 
-def load_ensemble(path: str | Path, expected_sha256: str | None = None, trust: bool = False) -> Ensemble:
-    """Unpickle an ensemble only after its SHA-256 matches the recorded digest.
+def load_verified(path: str | Path, kind: type, key: str, stage: str,
+                  expected_sha256: str | None = None, trust: bool = False) -> Any:
+    """Unpickle a model file only after its SHA-256 matches the recorded digest.
 
     Unpickling runs code, so an unverified file is refused before it is
     opened by joblib. ``expected_sha256`` defaults to the digest recorded
     beside ``path``; ``trust=True`` skips the check (a file you made yourself).
+    ``key`` and ``stage`` name the config key and the stage that writes it.
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"classifier.ensemble_model: {path} not found; run `dvc repro ensemble`")
+        raise FileNotFoundError(f"{key}: {path} not found; run `dvc repro {stage}`")
     if not trust:
         expected = expected_sha256 or read_digest(digest_path(path))
         actual = file_sha256(path)
@@ -198,10 +200,19 @@ def load_ensemble(path: str | Path, expected_sha256: str | None = None, trust: b
                 f"{path}: SHA-256 {actual[:12]}… does not match the recorded digest {expected[:12]}…; "
                 "refusing to unpickle it (--trust-model for a model file you made yourself)"
             )
-    ens = joblib.load(path)
-    if not isinstance(ens, Ensemble):
-        raise TypeError(f"{path} holds a {type(ens).__name__}, not an Ensemble")
-    return ens
+    obj = joblib.load(path)
+    if not isinstance(obj, kind):
+        raise TypeError(f"{path} holds a {type(obj).__name__}, not a {kind.__name__}")
+    return obj
+
+
+def save_ensemble(ens: Ensemble, path: str | Path) -> None:
+    save_model(ens, path)
+
+
+def load_ensemble(path: str | Path, expected_sha256: str | None = None, trust: bool = False) -> Ensemble:
+    """The ensemble, verified against its digest (:func:`load_verified`)."""
+    return load_verified(path, Ensemble, "classifier.ensemble_model", "ensemble", expected_sha256, trust)
 
 
 def training_summary(ens: Ensemble, data: ClassifierData) -> dict[str, Any]:
@@ -227,7 +238,7 @@ def member_specs(cfg: DictConfig, members: Sequence[str]) -> dict[str, dict[str,
 def run_stage(cfg: DictConfig) -> None:
     from superionic.models.data import load
     from superionic.models.evaluate import load_best
-    from superionic.models.tune import write_json
+    from superionic.io import write_json
     from superionic.tracking import log_metrics, stage_run
 
     c = cfg.classifier

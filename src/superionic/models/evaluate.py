@@ -111,20 +111,10 @@ def load_best(path: str | Path, names: list[str]) -> dict[str, dict[str, Any]]:
     return {n: payload["models"][n]["params"] for n in names}
 
 
-def _round(obj: Any) -> Any:
-    """Fixed precision keeps the metrics file stable against float noise in the last digits."""
-    if isinstance(obj, float):
-        return None if np.isnan(obj) else round(obj, 6)
-    if isinstance(obj, dict):
-        return {k: _round(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_round(v) for v in obj]
-    return obj
-
-
 def run_stage(cfg: DictConfig) -> None:
     from superionic.models.data import load
-    from superionic.models.tune import model_spec, write_json
+    from superionic.io import TABLE_DECIMALS, write_csv, write_json
+    from superionic.models.tune import model_spec
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     c = cfg.classifier
@@ -142,19 +132,18 @@ def run_stage(cfg: DictConfig) -> None:
             grouped[column], table = evaluate_groups(specs, best, data, column, c.group_folds, cfg.seed, c.n_jobs)
             tables.append(table)
         metrics = {"dataset": dataset_summary(data), "paper": paper, "grouped": grouped}
-        metrics = _round(metrics)
-        per_split.round(6).to_csv(out_dir / PAPER_SPLITS_CSV, index=False, float_format="%.6f")
+        write_csv(per_split.round(6), out_dir / PAPER_SPLITS_CSV, float_format="%.6f")
         group_table = pd.concat(tables, ignore_index=True) if any(len(t) for t in tables) else pd.DataFrame(
             columns=["grouping", "model", "group", "n", "positives", "accuracy"])
-        group_table.sort_values(["grouping", "model", "group"]).to_csv(
-            out_dir / GROUP_ACCURACY_CSV, index=False, float_format="%.6f")
+        write_csv(group_table.sort_values(["grouping", "model", "group"]), out_dir / GROUP_ACCURACY_CSV,
+                  float_format="%.6f")
         long = _grouped_long(grouped, paper)
-        long.to_csv(out_dir / GROUPED_CSV, index=False, float_format="%.6f")
-        per_split.pivot(index="split", columns="model", values="accuracy")[names].reset_index().to_csv(
-            out_dir / PLOT_SPLITS_CSV, index=False, float_format="%.6f")
-        long.pivot(index="model", columns="protocol", values="accuracy").loc[names].reset_index().to_csv(
-            out_dir / PLOT_PROTOCOLS_CSV, index=False, float_format="%.6f")
-        write_json(metrics, c.metrics)
+        write_csv(long, out_dir / GROUPED_CSV, float_format="%.6f")
+        write_csv(per_split.pivot(index="split", columns="model", values="accuracy")[names].reset_index(),
+                  out_dir / PLOT_SPLITS_CSV, float_format="%.6f")
+        write_csv(long.pivot(index="model", columns="protocol", values="accuracy").loc[names].reset_index(),
+                  out_dir / PLOT_PROTOCOLS_CSV, float_format="%.6f")
+        write_json(metrics, c.metrics, decimals=TABLE_DECIMALS)
         log_metrics({"paper": {k: v["accuracy_mean"] for k, v in paper.items()}})
         log_metrics({"elapsed_s": time.perf_counter() - start})
         log_artifacts([c.metrics, out_dir / PAPER_SPLITS_CSV, out_dir / GROUPED_CSV])

@@ -18,6 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from sklearn.pipeline import Pipeline
 
+from superionic.io import save_figure, write_csv, write_text
 from superionic.models.ensemble import Ensemble
 from superionic.models.zoo import MODEL_STEP
 
@@ -115,7 +116,7 @@ def shap_plot(
         np.random.set_state(state)
     plt.title(title)
     plt.tight_layout()
-    plt.savefig(path, dpi=110)
+    save_figure(plt.gcf(), path, dpi=110)
     plt.close("all")
 
 
@@ -133,10 +134,10 @@ def run_stage(cfg: DictConfig) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     with stage_run("importance", cfg, sections=["classifier"]):
         table = split_importances(ens)
-        table.to_csv(out_dir / IMPORTANCE_CSV, index=False, float_format="%.6g")
+        write_csv(table, out_dir / IMPORTANCE_CSV)
         wide, common = top_k(table, c.top_k)
-        wide.to_csv(out_dir / TOP_CSV, index=False, float_format="%.6g")
-        (out_dir / COMMON_TXT).write_text("\n".join(common) + "\n", encoding="utf-8")
+        write_csv(wide, out_dir / TOP_CSV)
+        write_text("\n".join(common) + "\n", out_dir / COMMON_TXT)
         rng = np.random.default_rng(cfg.seed)
         n = min(c.shap_max_rows, len(data.frame))
         rows = np.sort(rng.choice(len(data.frame), size=n, replace=False))

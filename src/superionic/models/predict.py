@@ -6,6 +6,14 @@ good ones and asks the fitted ensemble. Every input row comes back, in input
 order, with ``status`` (ok | rejected) and a ``reason`` for rejected rows; a
 bad row never stops the file.
 
+Trust per row (from the ``generalize`` stage's default model, when it has
+been built): ``p_calibrated`` (probability calibrated on chemical systems
+the model never saw), ``confidence`` = |p - 0.5|, ``abstain`` (confidence
+below the cut-off that keeps ``generalize.coverage`` of grouped out-of-fold
+predictions: do not act on that row's label), ``domain_distance`` and
+``in_domain`` (mean distance to the nearest training materials against the
+training set's own ``screen.ad_quantile``).
+
 With ``--cif-dir``, ``<id>.cif`` (``--id-column``) supplies lattice parameters
 and the space group for ensembles trained with structural features; without
 a CIF those features are imputed with the training medians and the row's
@@ -24,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from superionic.models.ensemble import Ensemble, load_ensemble
+from superionic.models.ensemble import Ensemble, load_ensemble, load_verified
+from superionic.models.generalize import TRUST_COLUMNS, DeployedModel
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +98,9 @@ def _featurize_safely(featurize: Featurizer, formulas: list[str]) -> tuple[pd.Da
 def predict_frame(
     frame: pd.DataFrame, ensemble: Ensemble, formula_column: str = "formula",
     featurize: Featurizer | None = None, parse: Callable[[object], Any] | None = None,
-    cif_paths: Sequence[Path | None] | None = None,
+    cif_paths: Sequence[Path | None] | None = None, deployed: DeployedModel | None = None,
 ) -> pd.DataFrame:
-    """Input rows + status/reason/notes + the ensemble's vote columns."""
+    """Input rows + status/reason/notes + the ensemble's vote columns (+ trust columns with ``deployed``)."""
     if formula_column not in frame.columns:
         raise ValueError(f"input has no column {formula_column!r} (columns: {list(frame.columns)})")
     parse = parse or _default_parser()
@@ -165,11 +174,28 @@ def predict_frame(
         full = pd.Series(pd.NA, index=result.index, dtype=dtype)
         full.loc[ok] = votes[col].to_numpy()
         result[col] = full
+    if deployed is not None:
+        missing = [c for c in deployed.cd_columns if c not in feats.columns]
+        if missing:
+            raise ValueError(f"the generalize model needs descriptors the ensemble lacks, e.g. {missing[:3]}: "
+                             "both must come from the same features config")
+        X = deployed.features(feats.loc[ok, deployed.cd_columns], [parsed_text[i] for i in ok])
+        trust = deployed.assess(X)
+        for col in TRUST_COLUMNS:
+            dtype = "boolean" if trust[col].dtype.kind == "b" else "Float64"
+            full = pd.Series(pd.NA, index=result.index, dtype=dtype)
+            full.loc[ok] = trust[col].to_numpy()
+            result[col] = full
     return result
 
 
 def _empty_votes(ensemble: Ensemble) -> pd.DataFrame:
-    from superionic.models.ensemble import ENSEMBLE_LABEL, proba_col, unanimous_col, votes_col
+    from superionic.models.ensemble import (
+        ENSEMBLE_LABEL,
+        proba_col,
+        unanimous_col,
+        votes_col,
+    )
 
     columns: dict[str, pd.Series] = {}
     for member in ensemble.member_names:
@@ -181,15 +207,16 @@ def _empty_votes(ensemble: Ensemble) -> pd.DataFrame:
 
 
 def _predict_chunk(
-    chunk: tuple[pd.DataFrame, list[Path | None] | None], ensemble: Ensemble, formula_column: str
+    chunk: tuple[pd.DataFrame, list[Path | None] | None], ensemble: Ensemble, formula_column: str,
+    deployed: DeployedModel | None,
 ) -> pd.DataFrame:
     frame, cif_paths = chunk
-    return predict_frame(frame, ensemble, formula_column, cif_paths=cif_paths)
+    return predict_frame(frame, ensemble, formula_column, cif_paths=cif_paths, deployed=deployed)
 
 
 def predict_distributed(
     frame: pd.DataFrame, ensemble: Ensemble, formula_column: str, cif_paths: list[Path | None] | None,
-    cluster: Any, n_workers: int, chunk_size: int,
+    cluster: Any, n_workers: int, chunk_size: int, deployed: DeployedModel | None = None,
 ) -> pd.DataFrame:
     """:func:`predict_frame` over row chunks on a Dask cluster; rows come back in input order."""
     from superionic.cluster import map_in_order, open_client
@@ -199,9 +226,10 @@ def predict_distributed(
     chunks = [(frame.iloc[i : i + chunk_size], None if cif_paths is None else cif_paths[i : i + chunk_size])
               for i in starts]
     if not chunks:
-        return predict_frame(frame, ensemble, formula_column, cif_paths=cif_paths)
+        return predict_frame(frame, ensemble, formula_column, cif_paths=cif_paths, deployed=deployed)
     with open_client(cluster, n_workers=n_workers) as client:
-        parts = map_in_order(client, _predict_chunk, chunks, ensemble=ensemble, formula_column=formula_column)
+        parts = map_in_order(client, _predict_chunk, chunks, ensemble=ensemble, formula_column=formula_column,
+                             deployed=deployed)
     return pd.concat(parts, ignore_index=True)
 
 
@@ -240,9 +268,9 @@ def _check_output(src: Path, out: Path) -> None:
 
 def _write_atomically(frame: pd.DataFrame, out: Path) -> None:
     """A failed write never leaves a truncated file in place of the previous output."""
-    from superionic.atomic import atomic_write
+    from superionic.io import write_csv
 
-    atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.4f"))
+    write_csv(frame, out, float_format="%.4f")
 
 
 def _ensemble_path(explicit: str | None, params: str) -> Path:
@@ -265,6 +293,23 @@ def _load_verified(args: argparse.Namespace) -> Ensemble:
     return load_ensemble(path, expected_sha256=recorded)
 
 
+def _load_deployed(args: argparse.Namespace) -> DeployedModel | None:
+    """The generalize stage's model, verified like the ensemble; None (with a warning) when not built.
+
+    With your own ``--ensemble`` the project's trust model is not assumed to
+    match its features: name one with ``--trust-model-file``.
+    """
+    if args.no_trust or (args.ensemble and not args.trust_model_file):
+        return None
+    from superionic.config import load_params
+
+    path = Path(args.trust_model_file or load_params(args.params).generalize.model)
+    if not path.exists():
+        log.warning("%s not found: no trust columns (run `dvc repro generalize`)", path)
+        return None
+    return load_verified(path, DeployedModel, "generalize.model", "generalize", trust=args.trust_model)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="superionic predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("input", help="CSV with a column of formulas")
@@ -276,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trust-model", action="store_true",
                         help="load --ensemble without checking it against the digest the ensemble stage recorded "
                              "(unpickling runs code: only for a model file you made yourself)")
+    parser.add_argument("--trust-model-file",
+                        help="the generalize stage's model (default: generalize.model of params.yaml)")
+    parser.add_argument("--no-trust", action="store_true",
+                        help="skip the calibrated probability, abstain and domain columns")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--workers", type=int, default=1,
                         help="Dask workers for large inputs (1 = in this process; the cluster is `cluster` in params)")
@@ -290,23 +339,28 @@ def main(argv: list[str] | None = None) -> int:
         _check_output(src, out)
         frame = _read_input(src)
         ensemble = _load_verified(args)
+        deployed = _load_deployed(args)
         cif_paths = _cif_paths(frame, Path(args.cif_dir), args.id_column) if args.cif_dir else None
         if args.workers < 1 or args.chunk_size < 1:
             raise ValueError("--workers and --chunk-size must be >= 1")
         if args.workers == 1:
-            result = predict_frame(frame, ensemble, args.formula_column, cif_paths=cif_paths)
+            result = predict_frame(frame, ensemble, args.formula_column, cif_paths=cif_paths, deployed=deployed)
         else:
             from superionic.config import load_params
 
             cluster = load_params(args.params).cluster
             result = predict_distributed(frame, ensemble, args.formula_column, cif_paths, cluster,
-                                         args.workers, args.chunk_size)
+                                         args.workers, args.chunk_size, deployed)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _write_atomically(result, out)
     n_ok = int((result[STATUS] == OK).sum())
     n_pos = int(result.loc[result[STATUS] == OK, "ensemble_label"].astype(bool).sum()) if n_ok else 0
-    print(f"{len(result)} rows: {n_ok} predicted ({n_pos} ensemble-superionic), "
+    trust = ""
+    if deployed is not None and n_ok:
+        answered = result.loc[result[STATUS] == OK, "abstain"].eq(False).sum()
+        trust = f"; {int(answered)} answered with confidence, {n_ok - int(answered)} abstain"
+    print(f"{len(result)} rows: {n_ok} predicted ({n_pos} ensemble-superionic){trust}, "
           f"{len(result) - n_ok} rejected with a reason -> {out}")
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
+from superionic.io import save_figure, write_text
 from superionic.models.evaluate import GROUP_ACCURACY_CSV, GROUPED_CSV, PAPER_SPLITS_CSV
 from superionic.models.importance import COMMON_TXT, IMPORTANCE_KIND, SHAP_DIR, TOP_CSV
 
@@ -61,7 +62,7 @@ def plot_accuracy(per_split: pd.DataFrame, labels: Mapping[str, str], order: Seq
     ax.set_ylabel("test accuracy per split")
     ax.set_title(f"Accuracy over {per_split['split'].nunique()} stratified 80/20 splits")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -85,7 +86,7 @@ def plot_confusions(paper: Mapping[str, Any], labels: Mapping[str, str], order: 
         ax.axis("off")
     fig.suptitle("Confusion matrices summed over the splits (1 = superionic)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -105,7 +106,7 @@ def plot_grouped(long: pd.DataFrame, labels: Mapping[str, str], order: Sequence[
     ax.legend(loc="lower right")
     ax.set_title("Random splits vs grouped CV (unseen chemical systems / structure families)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -189,7 +190,7 @@ def render(cfg: DictConfig) -> str:
                          f"{info['n_rows_excluded_null_group']} rows without a value left out.")
             merged = info.get("spellings_merged") or {}
             if merged:
-                notes.append(f"  Spellings merged into one group: "
+                notes.append("  Spellings merged into one group: "
                              + ", ".join(f"{k} -> {v}" for k, v in merged.items()) + ".")
         else:
             notes.append(f"- `{col}`: {info.get('status')}.")
@@ -238,6 +239,8 @@ def render(cfg: DictConfig) -> str:
              ", ".join(f"{k}={fmt_param(v)}" for k, v in sorted(best[m]["params"].items()))] for m in order]
     parts.append(md_table(["model", "CV accuracy", "trials", "parameters"], rows) + "\n")
 
+    parts.append(generalization_section(cfg))
+
     parts.append("## Caveats\n")
     parts.append(
         "- Hyperparameters are tuned on the same materials the 100-split protocol then evaluates (as in the "
@@ -249,12 +252,45 @@ def render(cfg: DictConfig) -> str:
     return "\n".join(parts)
 
 
+def generalization_section(cfg: DictConfig) -> str:
+    """The generalize stage's variant table and the default's targets, for this report and the ablation report."""
+    from superionic.models.generalize import VARIANTS_CSV, variants_markdown
+
+    g = cfg.generalize
+    table_path = Path(g.report_dir) / VARIANTS_CSV
+    if not Path(g.metrics).exists() or not table_path.exists():
+        return "## 6. Generalization variants\n\nNot built yet: `dvc repro generalize`.\n"
+    metrics = json.loads(Path(g.metrics).read_text(encoding="utf-8"))
+    head = metrics["default_scores"]
+    rel = Path(g.report).name
+    return "\n".join([
+        "## 6. Generalization variants (balanced accuracy, calibration, abstention)\n",
+        f"From `{rel}` (stage `generalize`): feature set x model, calibrated on chemsys-grouped inner folds, the "
+        "same folds for every variant. Balanced accuracy under random, chemical-system, structure-family and "
+        f"leave-one-source-out CV; ECE and selective accuracy at {g.coverage:.0%} coverage out of fold.\n",
+        variants_markdown(pd.read_csv(table_path), metrics["default"]) + "\n",
+        f"Default `{metrics['default']}` (chosen by grouped CV): family {fmt(head['family']['balanced_accuracy'])}, "
+        f"chemsys {fmt(head['chemsys']['balanced_accuracy'])}, paper protocol "
+        f"{fmt(metrics['default_paper_protocol']['accuracy_mean'])}. Details and figures: `{g.report}`.\n",
+        structure_section(Path(g.report_dir)),
+    ])
+
+
+def structure_section(report_dir: Path) -> str:
+    from superionic.models.structure_ablation import METRICS_FILE, report_section
+
+    path = report_dir / METRICS_FILE
+    if not path.exists():
+        return "Structure ablation not built yet: `dvc repro structure-ablation`.\n"
+    return report_section(json.loads(path.read_text(encoding="utf-8"))).replace("## ", "### ", 1)
+
+
 def run_stage(cfg: DictConfig) -> None:
     from superionic.tracking import log_artifacts, stage_run
 
     c = cfg.classifier
     with stage_run("classifier-report", cfg, sections=["classifier"]):
         text = render(cfg)
-        Path(c.report).write_text(text, encoding="utf-8")
+        write_text(text, c.report)
         out_dir = Path(c.report_dir)
         log_artifacts([c.report, out_dir / FIG_ACCURACY, out_dir / FIG_CONFUSION, out_dir / FIG_GROUPED])

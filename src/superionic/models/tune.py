@@ -29,7 +29,6 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +36,7 @@ import optuna
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from superionic.io import write_json
 from superionic.models.protocol import evaluate_splits, paper_splits
 from superionic.models.zoo import suggest_params, validate_search_space
 
@@ -257,12 +257,6 @@ def _trial_logger(model: str) -> Callable[[optuna.Study, optuna.trial.FrozenTria
                 mlflow.log_metric("accuracy_std", trial.user_attrs["accuracy_std"])
 
     return callback
-
-
-def write_json(obj: Any, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def model_spec(cfg: DictConfig, name: str) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from omegaconf import DictConfig
 from pymatgen.core import Composition
 from sklearn.model_selection import train_test_split
 
+from superionic.io import write_json, write_parquet
+
 log = logging.getLogger(__name__)
 
 SUBDIR = "nasicon"
@@ -226,12 +228,6 @@ def feature_names(data: pd.DataFrame) -> list[str]:
     return [c for c in data.columns if c not in skip]
 
 
-def write_json(path: str | Path, obj: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
 def run_stage(cfg: DictConfig) -> None:
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
@@ -243,11 +239,9 @@ def run_stage(cfg: DictConfig) -> None:
             raw["exp"], float(n.stable_threshold), float(n.validation_fraction),
             float(n.na_rich_min), int(cfg.seed),
         )
-        out = Path(n.paths.data)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        data.to_parquet(out, index=False)
+        out = write_parquet(data, n.paths.data)
         metrics = {"checks": checks, "table1": table1_statistics(data)}
-        write_json(n.paths.data_metrics, metrics)
+        write_json(metrics, n.paths.data_metrics)
         log_metrics(metrics)
         log_artifacts([n.paths.data_metrics])
     log.info("wrote %s (%d compositions)", out, len(data))

@@ -23,6 +23,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from sklearn.svm import LinearSVC
 
+from superionic.io import write_csv, write_json
 from superionic.nasicon import data as nd
 from superionic.nasicon import sis as ns
 from superionic.nasicon.ranking import direction, pair_search, ranking_accuracy, standardize
@@ -178,10 +179,9 @@ def run_stage(cfg: DictConfig) -> None:
         t0 = time.perf_counter()
         table, out = run_mlr(data, sis, values, cfg)
         out["timing"]["stage_wall_s"] = round(time.perf_counter() - t0, 2)
-        Path(paths.mlr_top).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(paths.mlr_top, index=False, float_format="%.8f")
-        nd.write_json(paths.mlr_metrics, out["metrics"])
-        nd.write_json(Path(paths.timings) / "mlr.json", out["timing"])
+        write_csv(table, paths.mlr_top, float_format="%.8f")
+        write_json(out["metrics"], paths.mlr_metrics)
+        write_json(out["timing"], Path(paths.timings) / "mlr.json")
         log_metrics({**out["metrics"], "timing": out["timing"]})
         log_artifacts([paths.mlr_top, paths.mlr_metrics])
     log.info("MLR: best %s | %s", table.iloc[0]["feature_1"], table.iloc[0]["feature_2"])

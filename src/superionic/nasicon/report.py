@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from superionic.io import PNG_METADATA, save_figure, write_text  # noqa: E402
 from superionic.nasicon import data as nd  # noqa: E402
 from superionic.nasicon.svc import DESCRIPTORS, PAPER_BOUNDARY  # noqa: E402
 
@@ -72,8 +73,7 @@ def map_figure(preds: pd.DataFrame, name: str, metrics: dict, path: Path, experi
                  + (": experimental compositions" if experimental else ""))
     ax.legend(fontsize=6, loc="best")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    save_figure(fig, path, dpi=120, metadata=PNG_METADATA)
     plt.close(fig)
 
 
@@ -232,6 +232,6 @@ def run_stage(cfg: DictConfig) -> None:
 
     with stage_run("nasicon-report", cfg, sections=["nasicon"]):
         text, figs = render(cfg)
-        Path(cfg.nasicon.paths.report).write_text(text, encoding="utf-8")
+        write_text(text, cfg.nasicon.paths.report)
         log_artifacts([cfg.nasicon.paths.report, *figs])
     log.info("wrote %s", cfg.nasicon.paths.report)

@@ -18,6 +18,7 @@ from numba import get_num_threads, set_num_threads
 from omegaconf import DictConfig
 from scipy.stats import rankdata
 
+from superionic.io import write_csv, write_json, write_npy
 from superionic.nasicon import data as nd
 from superionic.nasicon.space import SISResult, build_and_screen, params_from_cfg
 
@@ -106,17 +107,16 @@ def run_stage(cfg: DictConfig) -> None:
         res = run_sis(data, cfg)
         wall = time.perf_counter() - t0
         table = sis_table(res)
-        Path(paths.sis_features).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(paths.sis_features, index=False)
-        np.save(paths.sis_matrix, res.values)
+        write_csv(table, paths.sis_features, float_format=None)
+        write_npy(res.values, paths.sis_matrix)
         metrics = sis_metrics(res, cfg)
-        nd.write_json(paths.sis_metrics, metrics)
+        write_json(metrics, paths.sis_metrics)
         timings = {
             "stage_wall_s": round(wall, 2),
             **{k: round(v, 2) for k, v in res.timings.items()},
             "features_per_s": round(res.n_candidates / res.timings["generate_and_sis_s"], 1),
         }
-        nd.write_json(Path(paths.timings) / "sis.json", timings)
+        write_json(timings, Path(paths.timings) / "sis.json")
         log_metrics({**metrics, "timing": timings})
         log_artifacts([paths.sis_features, paths.sis_metrics])
     log.info("SIS: %d candidates -> %d kept (%.1f s)", res.n_candidates, len(table), wall)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from superionic.io import write_csv, write_json
 from superionic.nasicon import data as nd
 from superionic.nasicon import sis as ns
 
@@ -215,11 +215,9 @@ def run_stage(cfg: DictConfig) -> None:
     top = pd.read_csv(paths.mlr_top)
     with stage_run("nasicon-svc", cfg, sections=["seed", "nasicon"]):
         metrics, preds, exp_table = run_svc(data, sis, values, top, cfg)
-        for p in (paths.svc_predictions, paths.experimental):
-            Path(p).parent.mkdir(parents=True, exist_ok=True)
-        preds.to_csv(paths.svc_predictions, index=False, float_format="%.8g")
-        exp_table.to_csv(paths.experimental, index=False, float_format="%.8g")
-        nd.write_json(paths.svc_metrics, metrics)
+        write_csv(preds, paths.svc_predictions, float_format="%.8g")
+        write_csv(exp_table, paths.experimental, float_format="%.8g")
+        write_json(metrics, paths.svc_metrics)
         log_metrics(metrics)
         log_artifacts([paths.svc_metrics, paths.experimental])
     for name in DESCRIPTORS:

@@ -84,6 +84,9 @@ class ScreenConfig:
     # set's own (leave-one-out) k-NN distances.
     ad_neighbors: int = 5
     ad_quantile: float = 0.95
+    # Dask workers scoring the pool in chunks of chunk_size formulas (1 = in-process)
+    workers: int = MISSING
+    chunk_size: int = MISSING
     # a candidate "worth acting on": calibrated P(superionic) at least this, inside the domain
     p_min: float = MISSING
     # central interval of the split-model probabilities reported as the uncertainty

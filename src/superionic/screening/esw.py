@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 
+from superionic.io import PNG_METADATA, save_figure
 from superionic.screening import columns as C
 
 WANG_OX_MEDIAN = "wang_v_ox"
@@ -151,6 +152,6 @@ def plot_window_check(matched: pd.DataFrame, path: str | Path) -> Path:
         ax.set_title(title)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    save_figure(fig, path, dpi=120, metadata=PNG_METADATA)
     plt.close(fig)
     return path

@@ -17,7 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.screening import columns as C
-from superionic.screening.io import report_path, write_json, write_parquet
+from superionic.io import TABLE_DECIMALS, report_path, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def run_stage(cfg: DictConfig) -> None:
             "n_rows_with_nan": int((~np.isfinite(values)).any(axis=1).sum()),
         }
         write_parquet(features, screen.pool_features)
-        path = write_json(metrics, report_path(screen.report_dir, METRICS_FILE))
+        path = write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS)
         log_metrics({**metrics, "featurize_seconds": seconds})
         log_artifacts([path])
         log.info("pool-features: %d formulas in %.1f s", len(features), seconds)

@@ -33,7 +33,7 @@ from pymatgen.core import Element
 from superionic.screening import columns as C
 from superionic.screening.anions import CLASSES
 from superionic.screening.config import Release
-from superionic.screening.io import report_path, write_csv, write_json, write_parquet
+from superionic.io import PNG_METADATA, TABLE_DECIMALS, report_path, save_figure, write_csv, write_json, write_parquet
 from superionic.screening.mpdata import GAP_FILE_MAX_E_HULL, GAP_FILE_MIN_GAP
 from superionic.screening.voltage import GGA_MISSING, SOURCE_GGA, SOURCE_UNKNOWN, V_OX_ERROR
 
@@ -284,7 +284,7 @@ def plot_funnel(compare: pd.DataFrame, anions: pd.DataFrame, releases: list[str]
     right.set_title("anion classes at the V_ox step")
     right.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    save_figure(fig, path, dpi=120, metadata=PNG_METADATA)
     plt.close(fig)
     return path
 
@@ -349,7 +349,7 @@ def run_stage(cfg: DictConfig) -> None:
             write_csv(chosen[chosen[C.SURVIVES]], report_path(screen.report_dir, SURVIVORS_FILE)),
             write_csv(chosen[unknown_window(chosen)], report_path(screen.report_dir, UNKNOWN_FILE)),
             write_csv(sweep, report_path(screen.report_dir, SWEEP_FILE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE)),
+            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
             plot_funnel(compare, anions[anions[C.RELEASE] == selected], order, report_path(screen.report_dir, FIGURE_FILE)),
         ]
         log_metrics(metrics)

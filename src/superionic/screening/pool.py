@@ -17,7 +17,7 @@ from pymatgen.core import Composition, Element
 
 from superionic.screening import columns as C
 from superionic.screening.anions import CLASSES, classify_formula
-from superionic.screening.io import report_path, write_csv, write_json, write_parquet
+from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
 from superionic.screening.mpdata import read_all_polymorphs
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def run_stage(cfg: DictConfig) -> None:
         write_parquet(pool, screen.pool)
         outputs = [
             write_csv(unparsed, report_path(screen.report_dir, UNPARSED_FILE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE)),
+            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
         ]
         log_metrics(metrics)
         log_artifacts(outputs)

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 from superionic.screening import columns as C
 from superionic.screening.anions import CLASSES
-from superionic.screening.io import report_path, write_csv, write_json, write_parquet
+from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
 from superionic.screening.mpdata import GAP_FILE_MAX_E_HULL, GAP_FILE_MIN_GAP
 from superionic.screening.pool import li_entries, parse_formula, task_id_sort_key
 
@@ -135,7 +135,7 @@ def run_stage(cfg: DictConfig) -> None:
         write_parquet(pool, screen.pool2024)
         outputs = [
             write_csv(unparsed, report_path(screen.report_dir, UNPARSED_FILE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE)),
+            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
         ]
         log_metrics(metrics)
         log_artifacts(outputs)

@@ -26,6 +26,7 @@ unknown-window list is ranked the same way on its own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,9 +36,23 @@ from omegaconf import DictConfig
 from sklearn.neighbors import NearestNeighbors
 
 from superionic.data import columns as D
-from superionic.models.ensemble import ENSEMBLE_LABEL, proba_col, unanimous_col, votes_col
+from superionic.io import (
+    PNG_METADATA,
+    TABLE_DECIMALS,
+    report_path,
+    save_figure,
+    write_csv,
+    write_json,
+    write_parquet,
+)
+from superionic.models.ensemble import (
+    ENSEMBLE_LABEL,
+    proba_col,
+    unanimous_col,
+    votes_col,
+)
+from superionic.models.generalize import ABSTAIN, P_CALIBRATED
 from superionic.screening import columns as C
-from superionic.screening.io import report_path, write_csv, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +82,7 @@ METRICS_FILE = "predict_metrics.json"
 
 RANKED_COLUMNS = [
     RANK, C.TASK_ID, C.FORMULA, C.ANION_CLASS, C.BAND_GAP, C.E_HULL, C.V_OX, C.V_OX_SOURCE,
-    P, P_STD, P_LOW, P_HIGH, C.AD_FLAG, C.AD_DISTANCE, STATUS, MEASURED_SIGMA, CHEMSYS_IN_TRAINING,
+    P, P_STD, P_LOW, P_HIGH, P_CALIBRATED, ABSTAIN, C.AD_FLAG, C.AD_DISTANCE, STATUS, MEASURED_SIGMA, CHEMSYS_IN_TRAINING,
     PAPER_CANDIDATE, NEIGHBORS, C.REDUCED_FORMULA, C.CHEMSYS, C.N_MISSING_PHASES, C.MISSING_PHASES,
 ]  # fmt: skip
 
@@ -117,9 +132,39 @@ def neighbour_text(tz: np.ndarray, qz: np.ndarray, train: pd.DataFrame, k: int) 
     return ["; ".join(row) for row in label[index]]
 
 
+def _assess_chunk(X: pd.DataFrame, ensemble: EnsembleLike) -> tuple[pd.DataFrame, np.ndarray]:
+    return ensemble.assess(X)
+
+
+def assess_on_cluster(
+    ensemble: EnsembleLike, X: pd.DataFrame, cluster: DictConfig, n_workers: int, chunk_size: int,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``ensemble.assess(X)`` in row chunks on a Dask cluster; the same table and probabilities, in order."""
+    from superionic.cluster import map_in_order, open_client
+
+    if len(X) == 0:
+        return ensemble.assess(X)
+    chunks = [X.iloc[i : i + chunk_size] for i in range(0, len(X), chunk_size)]
+    with open_client(cluster, n_workers=n_workers) as client:
+        parts = map_in_order(client, _assess_chunk, chunks, ensemble=ensemble)
+    return pd.concat([votes for votes, _ in parts]), np.hstack([p for _, p in parts])
+
+
+def trust_columns(formulas: pd.Series, features: pd.DataFrame, deployed: Any) -> pd.DataFrame:
+    """The generalize stage's calibrated probability and abstain flag per formula (NaN where unfeaturizable)."""
+    X_cd = features[deployed.cd_columns].astype(float).reset_index(drop=True)
+    ok = np.isfinite(X_cd.to_numpy()).any(axis=1)
+    out = pd.DataFrame({P_CALIBRATED: np.nan, ABSTAIN: pd.Series(pd.NA, index=X_cd.index, dtype="boolean")})
+    if ok.any():
+        trust = deployed.assess(deployed.features(X_cd[ok], formulas.to_numpy()[ok]))
+        out.loc[ok, P_CALIBRATED] = trust[P_CALIBRATED].to_numpy()
+        out.loc[ok, ABSTAIN] = trust[ABSTAIN].to_numpy()
+    return out
+
+
 def score_formulas(
     formulas: pd.Series, features: pd.DataFrame, ensemble: EnsembleLike, train: pd.DataFrame,
-    screen: DictConfig,
+    screen: DictConfig, assess: Callable[[pd.DataFrame], tuple[pd.DataFrame, np.ndarray]] | None = None,
 ) -> tuple[pd.DataFrame, float]:
     """Probability, spread, votes, domain, neighbours and training status per formula.
 
@@ -138,7 +183,7 @@ def score_formulas(
     X = features[columns].astype(float).reset_index(drop=True)
     ok = np.isfinite(X.to_numpy()).any(axis=1)
     out[FEATURIZABLE] = ok
-    votes, split_p = ensemble.assess(X[ok])
+    votes, split_p = (assess or ensemble.assess)(X[ok])
     votes.index = out.index[ok]
     for member in ensemble.member_names:
         out[votes_col(member)] = votes[votes_col(member)].reindex(out.index).astype("Int64")
@@ -252,7 +297,7 @@ def plot_votes(hist: pd.DataFrame, members: list[str], path: str | Path) -> Path
         ax.set_ylabel("survivors")
         ax.set_title(f"{member}: {int(hist[member].iloc[-1])} unanimous")
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    save_figure(fig, path, dpi=120, metadata=PNG_METADATA)
     plt.close(fig)
     return path
 
@@ -284,7 +329,7 @@ def plot_p_vs_vox(reached: pd.DataFrame, v_min: float, p_min: float, path: str |
     ax.set_title("materials reaching the V_ox step (survivors: right of the dashed line)")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    save_figure(fig, path, dpi=120, metadata=PNG_METADATA)
     plt.close(fig)
     return path
 
@@ -315,27 +360,41 @@ def predict_metrics(ranked: pd.DataFrame, unknown: pd.DataFrame, scores: pd.Data
 
 def run_stage(cfg: DictConfig) -> None:
     from superionic.data.dataset import load_dataset
-    from superionic.models.ensemble import load_ensemble
+    from superionic.models.ensemble import load_ensemble, load_verified
+    from superionic.models.generalize import DeployedModel
     from superionic.screening.config import Release
     from superionic.screening.features import features_for
     from superionic.screening.funnel import alive_after, unknown_window
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     screen = cfg.screen
-    with stage_run("screen-predict", cfg, sections=["screen", "classifier"]):
+    with stage_run("screen-predict", cfg, sections=["screen", "classifier", "cluster"]):
         funnel = pd.read_parquet(screen.funnel)
         funnel = funnel[funnel[C.RELEASE] == Release(screen.release).value].reset_index(drop=True)
         ensemble = load_ensemble(cfg.classifier.ensemble_model)
         train, _ = load_dataset(cfg.paths.dataset)
         formulas = pd.DataFrame({C.REDUCED_FORMULA: sorted(set(funnel[C.REDUCED_FORMULA]))})
         features = features_for(formulas, pd.read_parquet(screen.pool_features), list(ensemble.feature_columns))
-        scores, threshold = score_formulas(formulas[C.REDUCED_FORMULA], features, ensemble, train, screen)
+        assess = None
+        if screen.workers > 1:
+            def assess(X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+                return assess_on_cluster(ensemble, X, cfg.cluster, int(screen.workers), int(screen.chunk_size))
+        scores, threshold = score_formulas(formulas[C.REDUCED_FORMULA], features, ensemble, train, screen, assess)
+        deployed = load_verified(cfg.generalize.model, DeployedModel, "generalize.model", "generalize")
+        scores = pd.concat([scores, trust_columns(formulas[C.REDUCED_FORMULA], features, deployed)], axis=1)
         ranked = rank(funnel[funnel[C.SURVIVES]], scores, train)
         unknown = rank(funnel[unknown_window(funnel)], scores, train)
         reached = rank(funnel[alive_after(funnel, "e_hull")], scores, train)
         members = list(ensemble.member_names)
         hist = votes_histogram(ranked, members, ensemble.n_splits)
         metrics = predict_metrics(ranked, unknown, scores, members, threshold, ensemble.n_splits, screen.p_min)
+        answered = ~ranked[ABSTAIN].fillna(True).astype(bool).to_numpy()
+        metrics.update({
+            "trust_coverage": deployed.coverage,
+            "n_survivors_answered": int(answered.sum()),
+            "n_p_calibrated_min_answered_in_domain": int(
+                (answered & (ranked[P_CALIBRATED] >= screen.p_min).to_numpy() & (ranked[C.AD_FLAG] == NEAR).to_numpy()).sum()),
+        })  # fmt: skip
         write_parquet(scores, screen.predictions)
         outputs = [
             write_csv(ranked[RANKED_COLUMNS], report_path(screen.report_dir, RANKED_FILE)),
@@ -348,7 +407,7 @@ def run_stage(cfg: DictConfig) -> None:
             plot_votes(hist, members, report_path(screen.report_dir, VOTES_FIGURE)),
             plot_p_vs_vox(reached, screen.oxidation_voltage_min, screen.p_min,
                           report_path(screen.report_dir, MAP_FIGURE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE)),
+            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
         ]
         log_metrics(metrics)
         log_artifacts(outputs)

@@ -34,7 +34,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from superionic.data import columns as D
 from superionic.screening import columns as C
-from superionic.screening.io import report_path, write_csv, write_json
+from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json
 from superionic.screening.predict import P, measured
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ def run_stage(cfg: DictConfig) -> None:
                       report_path(screen.report_dir, RANKING_FILE)),
             write_csv(known, report_path(screen.report_dir, KNOWN_FILE)),
             write_csv(fates_all, report_path(screen.report_dir, FATES_FILE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE)),
+            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
         ]
         log_metrics({k: v for k, v in metrics.items() if not isinstance(v, dict)})
         log_artifacts(outputs)

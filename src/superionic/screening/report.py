@@ -299,7 +299,8 @@ def _ranking_section(screen: DictConfig, m: dict, d: Path, rel) -> str:
     hist = _csv(d / predict.VOTES_FILE)
     members = [c for c in hist.columns if c != "votes"]
     show_cols = [predict.RANK, C.TASK_ID, C.FORMULA, C.ANION_CLASS, C.E_HULL, C.V_OX, C.V_OX_SOURCE, predict.P,
-                 predict.P_STD, predict.P_LOW, predict.P_HIGH, C.AD_FLAG, predict.STATUS, predict.NEIGHBORS]
+                 predict.P_STD, predict.P_LOW, predict.P_HIGH, predict.P_CALIBRATED, predict.ABSTAIN, C.AD_FLAG,
+                 predict.STATUS, predict.NEIGHBORS]
     text = [
         f"Every distinct pool formula is scored by the classifier ensemble ({', '.join(members)}, {m['n_splits']} "
         "split-models each, each Platt-calibrated on its own held-out 20 %). **P** is the mean calibrated "
@@ -313,9 +314,13 @@ def _ranking_section(screen: DictConfig, m: dict, d: Path, rel) -> str:
         f"{m['n_p_min']}; P ≥ {screen.p_min:g} and inside the domain: **{m['n_p_min_in_domain']}** "
         f"({m['n_p_min_in_domain_new']} new). Status of all survivors: "
         + ", ".join(f"{k} {v}" for k, v in _by_count(m["survivor_status"])) + ".\n",
-        f"How far to trust P: the calibration of these probabilities on chemical systems the model never saw is "
+        "How far to trust P: the calibration of these probabilities on chemical systems the model never saw is "
         "measured in §6 (rediscovery); on unseen structure families the classifier is near the majority baseline "
-        "(`reports/classifier.md`), so a *far* flag means the number says little.\n",
+        "(`reports/classifier.md`), so a *far* flag means the number says little. **p_calibrated** is the "
+        "generalization default's probability, calibrated on chemical systems left out of its training folds, "
+        "and **abstain** says its confidence is below the cut-off that keeps "
+        f"{m.get('trust_coverage', 0):.0%} of its grouped out-of-fold predictions "
+        "(`reports/generalization.md`): do not act on such a row's label without other evidence.\n",
         f"### Top {screen.top_n} survivors (all {len(ranked)} in `{rel(predict.RANKED_FILE)}`)\n",
         markdown_table(ranked[show_cols].head(screen.top_n).rename(columns={C.TASK_ID: "MP id"}), digits=2) + "\n",
         f"![P vs V_ox]({rel(predict.MAP_FIGURE)})\n",
@@ -428,9 +433,8 @@ def run_stage(cfg: DictConfig) -> None:
 
     screen = cfg.screen
     with stage_run("screen-report", cfg, sections=["screen"]):
-        from superionic.atomic import atomic_write
+        from superionic.io import write_text
 
-        text = render(screen)
-        path = atomic_write(screen.report, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        path = write_text(render(screen), screen.report)
         log_artifacts([path, screen.report_dir])
         log.info("wrote %s", path)

@@ -30,7 +30,7 @@ from pymatgen.core import Composition
 
 from superionic.screening import columns as C
 from superionic.screening.hull import LITHIUM, hull_and_windows
-from superionic.screening.io import report_path, write_csv, write_json, write_parquet
+from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +241,6 @@ def run_stage(cfg: DictConfig) -> None:
         # MLflow only, keep the metrics file bit-identical between runs.
         log_metrics(metrics)
         metrics.pop("hull_and_window_seconds")
-        outputs.append(write_json(metrics, report_path(screen.report_dir, METRICS_FILE)))
+        outputs.append(write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS))
         log_artifacts(outputs)
         log.info("thermo: %d ground states, %d on hull, %.1f s", metrics["n_ground_state"], metrics["n_on_hull"], seconds)

@@ -34,7 +34,7 @@ from omegaconf import DictConfig
 from superionic.screening import columns as C
 from superionic.screening.esw import WANG_OX_MEDIAN, WANG_RED_MEDIAN
 from superionic.screening.esw import window_stats
-from superionic.screening.io import report_path, write_csv, write_json, write_parquet
+from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
 from superionic.screening.thermo import missing_in_system
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def run_stage(cfg: DictConfig) -> None:
         write_parquet(table, screen.voltage)
         outputs += [
             write_csv(agreement, report_path(screen.report_dir, AGREEMENT_FILE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE)),
+            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
         ]
         log_metrics(metrics)
         log_artifacts(outputs)

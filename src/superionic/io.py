@@ -1,0 +1,104 @@
+"""The one writer per format: JSON, CSV, parquet, text and figures, all atomic.
+
+Every writer writes a temporary file beside the target and renames it onto
+the target (:func:`atomic_write`), so a failed or interrupted write (full
+disk, file-size limit, killed process) never leaves a truncated file where a
+good one was; the rename is the only step that touches the target, and it is
+atomic on one file system. Writers create the parent folder and return the
+path written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Six significant digits in tables and six decimals in metrics keep a repro's
+# last-digit float noise out of git.
+FLOAT_FORMAT = "%.6g"
+TABLE_DECIMALS = 6
+# Figures carry no matplotlib version stamp, so a library upgrade does not change the bytes.
+PNG_METADATA = {"Software": None}
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _plain(value: Any, decimals: int | None) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v, decimals) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, decimals) for v in value]
+    if isinstance(value, np.bool_ | np.integer):
+        return value.item()
+    if isinstance(value, float | np.floating) and not isinstance(value, bool):
+        value = float(value)
+        if not np.isfinite(value):
+            return None
+        return value if decimals is None else round(value, decimals)
+    return value
+
+
+def write_json(data: Any, path: str | Path, decimals: int | None = None) -> Path:
+    """Sorted, indented JSON, non-finite floats as null; ``decimals`` rounds floats
+    (None keeps them exact: hyper-parameters, small diffusivities)."""
+    text = json.dumps(_plain(data, decimals), indent=2, sort_keys=True, default=str) + "\n"
+    return write_text(text, path)
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, float_format: str | None = FLOAT_FORMAT) -> Path:
+    return atomic_write(
+        path, lambda tmp: frame.to_csv(tmp, index=False, float_format=float_format, lineterminator="\n")
+    )
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> Path:
+    return atomic_write(path, lambda tmp: frame.reset_index(drop=True).to_parquet(tmp, index=False))
+
+
+def write_npy(array: np.ndarray, path: str | Path) -> Path:
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            np.save(handle, array)
+
+    return atomic_write(path, write)
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
+    """Compressed npz (written through a handle: ``np.savez`` would add a suffix to the temporary name)."""
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    return atomic_write(path, write)
+
+
+def report_path(report_dir: str | Path, name: str) -> Path:
+    return Path(report_dir) / name
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int, metadata: dict | None = None) -> Path:
+    """Save a matplotlib figure atomically (the format comes from the target's suffix)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata))

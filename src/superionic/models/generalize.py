@@ -1,0 +1,582 @@
+"""Generalize stage: representation x model variants under grouped CV, calibrated, with abstention.
+
+Every variant (a feature set from ``generalize.feature_sets`` times a model
+from ``generalize.models``) is scored under the same four protocols, with
+identical folds for every variant:
+
+* ``random``: stratified k-fold (what the paper's random splits measure);
+* ``chemsys``: stratified group k-fold, no element set on both sides;
+* ``family``: the same over curated structure families (``families``);
+* ``source``: leave one literature source out (train on the others).
+
+Each outer training part fits a calibrated classifier: the model's pipeline
+inside ``CalibratedClassifierCV`` whose inner folds are grouped by chemical
+system, so the probabilities are calibrated for chemistry the model has not
+seen, which is what screening asks of them. Nothing of an outer validation
+part is seen by the fit, the calibration or the abstention threshold.
+
+Per protocol: accuracy, balanced accuracy, ROC-AUC, Brier score, expected
+calibration error (equal-width bins) and selective accuracy, i.e. the
+accuracy on the ``coverage`` share of out-of-fold predictions with the
+largest ``|p - 0.5|`` (the model abstains on the rest).
+
+The default variant is the one with the best mean balanced accuracy over the
+``selection`` protocols. That choice is made on the same grouped folds it is
+then reported on, so its figures carry a (small, 1 of n variants) selection
+optimism; the report says so. The default is refitted on all rows and saved
+with its abstention threshold (the confidence quantile of its chemsys-grouped
+out-of-fold predictions) and its training features for the domain check.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    brier_score_loss,
+    roc_auc_score,
+)
+from sklearn.model_selection import StratifiedKFold
+
+from superionic.data import columns as D
+from superionic.models.protocol import Split, group_labels, grouped_splits, paper_splits
+from superionic.models.zoo import build_pipeline
+
+log = logging.getLogger(__name__)
+
+CD_BLOCK = "cd"
+LI_BLOCK = "li"
+FEATURE_BLOCKS = (CD_BLOCK, LI_BLOCK)
+
+RANDOM = "random"
+CHEMSYS = "chemsys"
+FAMILY = "family"
+SOURCE = "source"
+PROTOCOLS = (RANDOM, CHEMSYS, FAMILY, SOURCE)
+
+METRIC_NAMES = ("accuracy", "balanced_accuracy", "roc_auc", "brier", "ece", "selective_accuracy")
+
+
+@dataclass
+class Folds:
+    """One protocol's outer folds over the rows of the full table (positions)."""
+
+    protocol: str
+    splits: list[Split]
+    # the validation part's name per split (a source for ``source``, else the fold number)
+    names: list[str]
+
+
+def variant_name(feature_set: str, model: str) -> str:
+    return f"{feature_set}+{model}"
+
+
+# --- features -------------------------------------------------------------
+
+
+def feature_table(frame: pd.DataFrame, cd_columns: Sequence[str], blocks: Sequence[str]) -> pd.DataFrame:
+    """The columns of the named feature blocks for every row of the dataset table."""
+    unknown = sorted(set(blocks) - set(FEATURE_BLOCKS))
+    if unknown:
+        raise ValueError(f"generalize.feature_sets: unknown block(s) {unknown}; choose from {FEATURE_BLOCKS}")
+    parts = []
+    if CD_BLOCK in blocks:
+        parts.append(frame[list(cd_columns)].astype(float).reset_index(drop=True))
+    if LI_BLOCK in blocks:
+        from pymatgen.core import Composition
+
+        from superionic.features.lithium import lithium_features
+
+        parts.append(lithium_features([Composition(a) for a in frame[D.AMOUNTS]]))
+    return pd.concat(parts, axis=1)
+
+
+# --- folds ----------------------------------------------------------------
+
+
+def source_groups_of(sources: pd.Series, source_groups: Mapping[str, Sequence[str]]) -> list[set[str]]:
+    """For each material, the set of source groups (kang, xu, ...) that report it."""
+    member = {s: g for g, names in source_groups.items() for s in names}
+    out = []
+    for text in sources.fillna(""):
+        names = [s for s in str(text).split(";") if s]
+        unknown = [s for s in names if s not in member]
+        if unknown:
+            raise ValueError(f"generalize.source_groups: source {unknown[0]!r} is in no group")
+        out.append({member[s] for s in names})
+    return out
+
+
+def leave_one_source_out(groups_per_row: Sequence[set[str]], names: Sequence[str]) -> tuple[list[Split], list[str]]:
+    """Validate on the materials a source reports; train on materials no row of that source reports."""
+    index = np.arange(len(groups_per_row))
+    splits, kept = [], []
+    for name in names:
+        held = np.array([name in g for g in groups_per_row], dtype=bool)
+        if held.any() and (~held).any():
+            splits.append((index[~held], index[held]))
+            kept.append(name)
+    return splits, kept
+
+
+def make_folds(
+    frame: pd.DataFrame, y: np.ndarray, n_folds: int, seed: int, source_groups: Mapping[str, Sequence[str]],
+) -> dict[str, Folds]:
+    """The outer folds of every protocol, shared by all variants."""
+    index = np.arange(len(y))
+    rand = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    folds = {RANDOM: Folds(RANDOM, [(tr, te) for tr, te in rand.split(index, y)], [str(i) for i in range(n_folds)])}
+    for protocol in (CHEMSYS, FAMILY):
+        groups, mask = group_labels(frame, protocol)
+        rows = index[mask]
+        inner = grouped_splits(y[mask], groups[mask], n_folds, seed)
+        folds[protocol] = Folds(protocol, [(rows[tr], rows[te]) for tr, te in inner],
+                                [str(i) for i in range(len(inner))])  # fmt: skip
+    splits, names = leave_one_source_out(source_groups_of(frame[D.SOURCES], source_groups), list(source_groups))
+    folds[SOURCE] = Folds(SOURCE, splits, names)
+    return folds
+
+
+# --- fitting ----------------------------------------------------------------
+
+
+def fit_calibrated(
+    spec: Mapping[str, Any], params: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, chemsys: np.ndarray,
+    method: str, inner_folds: int, seed: int,
+) -> CalibratedClassifierCV:
+    """The pipeline calibrated on chemsys-grouped inner folds of ``X`` (and only ``X``)."""
+    inner = grouped_splits(y, chemsys, inner_folds, seed)
+    model = CalibratedClassifierCV(build_pipeline(spec, params, seed=seed), method=method, cv=inner)
+    return model.fit(X, y)
+
+
+def _fit_predict(
+    spec: Mapping[str, Any], params: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, chemsys: np.ndarray,
+    split: Split, method: str, inner_folds: int, seed: int,
+) -> np.ndarray:
+    train, test = split
+    model = fit_calibrated(spec, params, X.iloc[train], y[train], chemsys[train], method, inner_folds, seed)
+    return model.predict_proba(X.iloc[test])[:, 1]
+
+
+def out_of_fold(
+    spec: Mapping[str, Any], params: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, chemsys: np.ndarray,
+    folds: Folds, method: str, inner_folds: int, seed: int, n_jobs: int,
+) -> pd.DataFrame:
+    """Calibrated out-of-fold probabilities: one row per (validation part, material)."""
+    jobs = (delayed(_fit_predict)(spec, params, X, y, chemsys, s, method, inner_folds, seed) for s in folds.splits)
+    probs = Parallel(n_jobs=n_jobs)(jobs) if n_jobs != 1 else [
+        _fit_predict(spec, params, X, y, chemsys, s, method, inner_folds, seed) for s in folds.splits]
+    parts = [pd.DataFrame({"part": name, "row": test, "y": y[test], "p": p})
+             for name, (_, test), p in zip(folds.names, folds.splits, probs, strict=True)]  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
+
+
+# --- metrics ----------------------------------------------------------------
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int) -> float:
+    """Sum over equal-width probability bins of |mean p - positive rate|, weighted by bin size."""
+    if len(y) == 0:
+        return float("nan")
+    bins = np.minimum((np.asarray(p) * n_bins).astype(int), n_bins - 1)
+    sum_p = np.bincount(bins, weights=p, minlength=n_bins)
+    sum_y = np.bincount(bins, weights=np.asarray(y, dtype=float), minlength=n_bins)
+    return float(np.abs(sum_p - sum_y).sum() / len(y))
+
+
+def reliability_table(y: np.ndarray, p: np.ndarray, n_bins: int) -> pd.DataFrame:
+    bins = np.minimum((np.asarray(p) * n_bins).astype(int), n_bins - 1)
+    frame = pd.DataFrame({"bin": bins, "p": p, "y": y})
+    out = frame.groupby("bin").agg(n=("y", "size"), mean_p=("p", "mean"), positive_rate=("y", "mean"))
+    return out.reset_index()
+
+
+def confidence(p: np.ndarray) -> np.ndarray:
+    return np.abs(np.asarray(p, dtype=float) - 0.5)
+
+
+def selective(y: np.ndarray, p: np.ndarray, coverage: float) -> tuple[float, float]:
+    """Accuracy on the ``coverage`` share with the largest confidence, and the confidence cut-off used."""
+    n_keep = max(1, int(np.ceil(coverage * len(y))))
+    order = np.argsort(-confidence(p), kind="stable")
+    keep = order[:n_keep]
+    return float(accuracy_score(y[keep], p[keep] >= 0.5)), float(confidence(p)[order[n_keep - 1]])
+
+
+def coverage_curve(y: np.ndarray, p: np.ndarray, coverages: Sequence[float]) -> list[float]:
+    return [selective(y, p, c)[0] for c in coverages]
+
+
+def scores(y: np.ndarray, p: np.ndarray, coverage: float, n_bins: int) -> dict[str, float]:
+    y = np.asarray(y, dtype=int)
+    pred = (p >= 0.5).astype(int)
+    two = len(np.unique(y)) == 2
+    return {
+        "n": int(len(y)),
+        "accuracy": float(accuracy_score(y, pred)),
+        # with one class in a part, balanced accuracy is that class's recall (sklearn warns; avoid)
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)) if two else float(accuracy_score(y, pred)),
+        "roc_auc": float(roc_auc_score(y, p)) if two else float("nan"),
+        "brier": float(brier_score_loss(y, p, labels=[0, 1])),
+        "ece": expected_calibration_error(y, p, n_bins),
+        "selective_accuracy": selective(y, p, coverage)[0],
+    }
+
+
+def protocol_scores(oof: pd.DataFrame, protocol: str, coverage: float, n_bins: int) -> dict[str, Any]:
+    """Pooled scores; for ``source`` also per held-out source and their mean."""
+    out: dict[str, Any] = scores(oof["y"].to_numpy(), oof["p"].to_numpy(), coverage, n_bins)
+    if protocol == SOURCE:
+        per = {name: scores(g["y"].to_numpy(), g["p"].to_numpy(), coverage, n_bins)
+               for name, g in oof.groupby("part", sort=True)}  # fmt: skip
+        out["per_source"] = per
+        out["balanced_accuracy_mean_over_sources"] = float(np.mean([v["balanced_accuracy"] for v in per.values()]))
+    return out
+
+
+def choose_default(table: pd.DataFrame, selection: Sequence[str]) -> str:
+    """The variant with the best mean balanced accuracy over the selection protocols (ties: name order)."""
+    pick = table[table["protocol"].isin(list(selection))]
+    mean = pick.groupby("variant")["balanced_accuracy"].mean()
+    best = mean.max()
+    return sorted(mean.index[mean == best])[0]
+
+
+def paper_protocol_accuracy(
+    spec: Mapping[str, Any], params: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, chemsys: np.ndarray,
+    n_splits: int, test_size: float, method: str, inner_folds: int, seed: int, n_jobs: int,
+) -> dict[str, float]:
+    """The paper's protocol (stratified 80/20 splits, seeds seed..) for the calibrated default."""
+    folds = Folds("paper", paper_splits(y, n_splits, test_size, seed0=seed), [str(i) for i in range(n_splits)])
+    oof = out_of_fold(spec, params, X, y, chemsys, folds, method, inner_folds, seed, n_jobs)
+    acc = oof.assign(ok=(oof["p"] >= 0.5) == oof["y"]).groupby("part")["ok"].mean()
+    return {"accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=0)), "n_splits": n_splits}
+
+
+# --- the stage ----------------------------------------------------------------
+
+COVERAGE_GRID = tuple(round(c, 2) for c in np.arange(0.1, 1.0001, 0.05))
+VARIANTS_CSV = "variants.csv"
+SOURCES_CSV = "leave_one_source_out.csv"
+OOF_CSV = "default_out_of_fold.csv"
+COVERAGE_CSV = "accuracy_coverage.csv"
+RELIABILITY_CSV = "reliability.csv"
+FIG_RELIABILITY = "reliability.png"
+FIG_COVERAGE = "accuracy_coverage.png"
+
+
+# predict's trust columns
+P_CALIBRATED = "p_calibrated"
+CONFIDENCE = "confidence"
+ABSTAIN = "abstain"
+DOMAIN_DISTANCE = "domain_distance"
+IN_DOMAIN = "in_domain"
+TRUST_COLUMNS = (P_CALIBRATED, CONFIDENCE, ABSTAIN, DOMAIN_DISTANCE, IN_DOMAIN)
+
+
+@dataclass
+class DeployedModel:
+    """The default variant refitted on every row, with what predict needs to flag trust."""
+
+    variant: str
+    feature_blocks: list[str]
+    # the dataset's descriptor columns the cd block takes, and all model inputs in order
+    cd_columns: list[str]
+    feature_columns: list[str]
+    model: CalibratedClassifierCV
+    # answer when |p - 0.5| >= this, abstain below (chemsys-grouped out-of-fold quantile)
+    abstain_below: float
+    coverage: float
+    train_features: pd.DataFrame
+    # applicability domain: mean distance to the k nearest training rows (z-scored features)
+    ad_neighbors: int
+    ad_quantile: float
+
+    def features(self, descriptors: pd.DataFrame, amounts: Sequence[str]) -> pd.DataFrame:
+        """Model inputs from the dataset descriptors of each row and its exact composition."""
+        frame = descriptors.reset_index(drop=True).assign(**{D.AMOUNTS: list(amounts)})
+        return feature_table(frame, self.cd_columns, self.feature_blocks)[self.feature_columns]
+
+    def assess(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Calibrated probability, confidence, the abstain flag and the domain check per row."""
+        from superionic.screening.predict import applicability, standardize
+
+        if len(X) == 0:
+            return pd.DataFrame({c: pd.Series(dtype=float) for c in TRUST_COLUMNS})
+        p = self.model.predict_proba(X[self.feature_columns])[:, 1]
+        tz, qz = standardize(self.train_features, X[self.feature_columns])
+        distance, threshold = applicability(tz, qz, self.ad_neighbors, self.ad_quantile)
+        conf = confidence(p)
+        return pd.DataFrame({P_CALIBRATED: p, CONFIDENCE: conf, ABSTAIN: conf < self.abstain_below,
+                             DOMAIN_DISTANCE: distance, IN_DOMAIN: distance <= threshold}, index=X.index)
+
+
+def score_variants(
+    frame: pd.DataFrame, cd_columns: Sequence[str], y: np.ndarray, folds: Mapping[str, Folds],
+    feature_sets: Mapping[str, Sequence[str]], models: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]],
+    method: str, inner_folds: int, coverage: float, n_bins: int, seed: int, n_jobs: int,
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, pd.DataFrame]]:
+    """Scores of every variant under every protocol; also the out-of-fold tables per variant."""
+    chemsys = frame[D.CHEMSYS].astype(str).to_numpy()
+    rows, detail, oofs = [], {}, {}
+    for set_name, blocks in feature_sets.items():
+        X = feature_table(frame, cd_columns, blocks)
+        for model_name, (spec, params) in models.items():
+            name = variant_name(set_name, model_name)
+            start = time.perf_counter()
+            detail[name] = {}
+            parts = []
+            for protocol, fold in folds.items():
+                oof = out_of_fold(spec, params, X, y, chemsys, fold, method, inner_folds, seed, n_jobs)
+                result = protocol_scores(oof, protocol, coverage, n_bins)
+                detail[name][protocol] = result
+                rows.append({"variant": name, "features": set_name, "model": model_name, "protocol": protocol,
+                             **{k: result[k] for k in ("n", *METRIC_NAMES)}})  # fmt: skip
+                parts.append(oof.assign(protocol=protocol))
+            oofs[name] = pd.concat(parts, ignore_index=True)
+            log.info("%s: balanced accuracy chemsys %.3f, family %.3f (%.0f s)", name,
+                     detail[name][CHEMSYS]["balanced_accuracy"], detail[name][FAMILY]["balanced_accuracy"],
+                     time.perf_counter() - start)  # fmt: skip
+    return pd.DataFrame(rows), detail, oofs
+
+
+def fit_deployed(
+    frame: pd.DataFrame, cd_columns: Sequence[str], y: np.ndarray, variant: str, blocks: Sequence[str],
+    spec: Mapping[str, Any], params: Mapping[str, Any], oof_chemsys: pd.DataFrame,
+    method: str, inner_folds: int, coverage: float, seed: int, ad_neighbors: int, ad_quantile: float,
+) -> DeployedModel:
+    X = feature_table(frame, cd_columns, blocks)
+    model = fit_calibrated(spec, params, X, y, frame[D.CHEMSYS].astype(str).to_numpy(), method, inner_folds, seed)
+    cutoff = selective(oof_chemsys["y"].to_numpy(), oof_chemsys["p"].to_numpy(), coverage)[1]
+    return DeployedModel(variant, list(blocks), list(cd_columns), list(X.columns), model, cutoff, coverage, X,
+                         ad_neighbors, ad_quantile)
+
+
+def plot_reliability(oof: pd.DataFrame, n_bins: int, path: Any) -> Any:
+    from superionic.io import save_figure
+    from superionic.models.report import _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
+    for protocol, sub in oof.groupby("protocol", sort=False):
+        table = reliability_table(sub["y"].to_numpy(), sub["p"].to_numpy(), n_bins)
+        ax.plot(table["mean_p"], table["positive_rate"], "o-", ms=3, label=str(protocol))
+    ax.set_xlabel("calibrated probability (out of fold)")
+    ax.set_ylabel("fraction superionic")
+    ax.set_title("Reliability of the default model")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_coverage(curve: pd.DataFrame, coverage: float, path: Any) -> Any:
+    from superionic.io import save_figure
+    from superionic.models.report import _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for protocol in curve.columns.drop("coverage"):
+        ax.plot(curve["coverage"], curve[protocol], "o-", ms=3, label=protocol)
+    ax.axvline(coverage, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("coverage (share answered, most confident first)")
+    ax.set_ylabel("accuracy on the answered share")
+    ax.set_title("Accuracy-coverage of the default model")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_stage(cfg: Any) -> None:
+    from superionic.io import TABLE_DECIMALS, write_csv, write_json, write_text
+    from superionic.models.data import load
+    from superionic.models.ensemble import save_model
+    from superionic.tracking import log_artifacts, log_metrics, stage_run
+
+    g = cfg.generalize
+    data = load(cfg.paths.dataset)
+    frame, y = data.frame, data.y
+    models = {}
+    for name, entry in g.models.items():
+        if entry.spec not in cfg.models:
+            raise ValueError(f"generalize.models.{name}.spec: {entry.spec!r} has no entry under models (conf/model/)")
+        models[name] = (cfg.models[entry.spec], dict(entry.params))
+    unknown = sorted(set(g.selection) - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(f"generalize.selection: unknown protocol(s) {unknown}; choose from {PROTOCOLS}")
+    feature_sets = {k: list(v) for k, v in g.feature_sets.items()}
+    out = Path(g.report_dir)
+    with stage_run("generalize", cfg, sections=["generalize", "seed", "classifier", "screen"]):
+        start = time.perf_counter()
+        folds = make_folds(frame, y, int(g.folds), int(cfg.seed), g.source_groups)
+        table, detail, oofs = score_variants(
+            frame, data.feature_columns, y, folds, feature_sets, models, g.calibration, int(g.inner_folds),
+            float(g.coverage), int(g.calibration_bins), int(cfg.seed), int(g.n_jobs),
+        )
+        default = choose_default(table, list(g.selection))
+        set_name, model_name = default.split("+", 1)
+        spec, params = models[model_name]
+        paper = paper_protocol_accuracy(spec, params, feature_table(frame, data.feature_columns, feature_sets[set_name]),
+                                        y, frame[D.CHEMSYS].astype(str).to_numpy(), int(cfg.classifier.n_splits),
+                                        float(cfg.classifier.test_size), g.calibration, int(g.inner_folds),
+                                        int(cfg.seed), int(g.n_jobs))  # fmt: skip
+        oof = oofs[default]
+        deployed = fit_deployed(frame, data.feature_columns, y, default, feature_sets[set_name], spec, params,
+                                oof[oof["protocol"] == CHEMSYS], g.calibration, int(g.inner_folds),
+                                float(g.coverage), int(cfg.seed), int(cfg.screen.ad_neighbors),
+                                float(cfg.screen.ad_quantile))  # fmt: skip
+        save_model(deployed, g.model)
+
+        curve = pd.DataFrame({"coverage": COVERAGE_GRID})
+        for protocol, sub in oof.groupby("protocol", sort=False):
+            curve[protocol] = coverage_curve(sub["y"].to_numpy(), sub["p"].to_numpy(), COVERAGE_GRID)
+        reliability = pd.concat(
+            [reliability_table(s["y"].to_numpy(), s["p"].to_numpy(), int(g.calibration_bins)).assign(protocol=p)
+             for p, s in oof.groupby("protocol", sort=False)], ignore_index=True)  # fmt: skip
+        sources = pd.DataFrame([{"variant": v, "source": s, **{k: r[k] for k in ("n", *METRIC_NAMES)}}
+                                for v, d in detail.items() for s, r in d[SOURCE]["per_source"].items()])
+        frame_rows = frame[[D.REDUCED_FORMULA, D.CHEMSYS, D.FAMILY]].reset_index(drop=True)
+        oof_out = oof.join(frame_rows, on="row").drop(columns="row")
+        paths = [
+            write_csv(table, out / VARIANTS_CSV), write_csv(sources, out / SOURCES_CSV),
+            write_csv(curve, out / COVERAGE_CSV), write_csv(reliability, out / RELIABILITY_CSV),
+            write_csv(oof_out, out / OOF_CSV),
+            plot_reliability(oof, int(g.calibration_bins), out / FIG_RELIABILITY),
+            plot_coverage(curve, float(g.coverage), out / FIG_COVERAGE),
+        ]
+        headline = {p: {k: detail[default][p][k] for k in METRIC_NAMES} for p in PROTOCOLS}
+        metrics = {
+            "default": default,
+            "selection": list(g.selection),
+            "n_variants": len(detail),
+            "abstain_below_confidence": deployed.abstain_below,
+            "default_scores": headline,
+            "default_balanced_accuracy_mean_over_sources": detail[default][SOURCE]["balanced_accuracy_mean_over_sources"],
+            "default_paper_protocol": paper,
+            "fold_counts": {p: len(f.splits) for p, f in folds.items()},
+            "rows_in_family_cv": int(sum(len(te) for _, te in folds[FAMILY].splits)),
+            "variants": detail,
+        }
+        write_json(metrics, g.metrics, decimals=TABLE_DECIMALS)
+        paths.append(write_text(render_report(metrics, table, sources, cfg, len(frame)), g.report))
+        log_metrics({"default": {p: {k: v for k, v in s.items() if np.isfinite(v)} for p, s in headline.items()},
+                     "paper_protocol_accuracy": paper["accuracy_mean"],
+                     "elapsed_s": time.perf_counter() - start})  # fmt: skip
+        log_artifacts([g.metrics, *paths])
+        log.info("default variant %s; family balanced accuracy %.3f, chemsys %.3f, ECE chemsys %.3f", default,
+                 headline[FAMILY]["balanced_accuracy"], headline[CHEMSYS]["balanced_accuracy"],
+                 headline[CHEMSYS]["ece"])  # fmt: skip
+
+
+# --- report -------------------------------------------------------------------
+
+PROTOCOL_TITLES = {RANDOM: "random", CHEMSYS: "chemsys", FAMILY: "family", SOURCE: "leave-source-out"}
+
+
+def variants_markdown(table: pd.DataFrame, default: str) -> str:
+    """One row per variant: balanced accuracy under every protocol, ECE and selective accuracy (grouped)."""
+    from superionic.models.report import fmt, md_table
+
+    wide = table.pivot(index="variant", columns="protocol", values="balanced_accuracy")
+    ece = table.pivot(index="variant", columns="protocol", values="ece")
+    sel = table.pivot(index="variant", columns="protocol", values="selective_accuracy")
+    acc = table.pivot(index="variant", columns="protocol", values="accuracy")
+    rows = []
+    for v in wide.index:
+        rows.append([f"**{v}** (default)" if v == default else v, fmt(acc.loc[v, RANDOM]),
+                     *[fmt(wide.loc[v, p]) for p in PROTOCOLS],
+                     fmt(ece.loc[v, CHEMSYS]), fmt(ece.loc[v, FAMILY]),
+                     fmt(sel.loc[v, CHEMSYS]), fmt(sel.loc[v, FAMILY])])  # fmt: skip
+    header = ["variant", "accuracy random", *[f"bal. acc. {PROTOCOL_TITLES[p]}" for p in PROTOCOLS],
+              "ECE chemsys", "ECE family", "selective acc. chemsys", "selective acc. family"]
+    return md_table(header, rows)
+
+
+def render_report(metrics: Mapping[str, Any], table: pd.DataFrame, sources: pd.DataFrame,
+                  cfg: Any, n_rows: int) -> str:
+    from superionic.models.report import fmt, md_table
+
+    g = cfg.generalize
+    default = metrics["default"]
+    head = metrics["default_scores"]
+    cov = float(g.coverage)
+    paper = metrics["default_paper_protocol"]
+    per_source = sources[sources["variant"] == default]
+    parts = [
+        "# Generalization to unseen chemistry",
+        "",
+        "Generated by `superionic generalize`; do not edit by hand. Config: `generalize` in `conf/config.yaml`.",
+        "",
+        f"{n_rows} materials. Every variant is scored on the same folds: **random** = stratified "
+        f"{g.folds}-fold; **chemsys** = no element set on both sides; **family** = no curated structure family "
+        f"on both sides ({metrics['rows_in_family_cv']} rows have a family); **leave-source-out** = train on "
+        "the other literature sources, validate on the materials one source reports (pooled over sources). "
+        f"Each training part fits a model calibrated ({g.calibration}) on {g.inner_folds} chemsys-grouped inner "
+        "folds of that part only; validation rows are never seen by the fit, the calibration or the "
+        "abstention cut-off. Balanced accuracy = mean of the recalls of both classes (the majority class scores "
+        f"0.5). ECE: expected calibration error over {g.calibration_bins} equal-width bins. Selective accuracy: "
+        f"accuracy on the {cov:.0%} of out-of-fold predictions with the largest |p − 0.5|, abstaining on the "
+        "rest. Hyper-parameters are fixed in the config, not tuned on these rows.",
+        "",
+        variants_markdown(table, default),
+        "",
+        f"**Default: `{default}`**, the best mean balanced accuracy over {', '.join(metrics['selection'])}. "
+        f"It was chosen among {metrics['n_variants']} variants on these same folds, so its figures carry a small "
+        "selection optimism; the other variants' rows show the spread.",
+        "",
+        "## The default against the targets",
+        "",
+        md_table(["quantity", "value", "target"], [
+            ["family-grouped balanced accuracy", fmt(head[FAMILY]["balanced_accuracy"]), "≥ 0.70"],
+            ["chemsys-grouped balanced accuracy", fmt(head[CHEMSYS]["balanced_accuracy"]), "≥ 0.85"],
+            ["ECE, chemsys-grouped out of fold", fmt(head[CHEMSYS]["ece"]), "≤ 0.05"],
+            ["ECE, family-grouped out of fold", fmt(head[FAMILY]["ece"]), "≤ 0.05"],
+            [f"selective accuracy at {cov:.0%} coverage, chemsys", fmt(head[CHEMSYS]["selective_accuracy"]), "≥ 0.90"],
+            [f"selective accuracy at {cov:.0%} coverage, family", fmt(head[FAMILY]["selective_accuracy"]), "≥ 0.90"],
+            [f"paper protocol ({paper['n_splits']} random 80/20 splits), accuracy", fmt(paper["accuracy_mean"]),
+             "≥ 0.85"],
+        ]),  # fmt: skip
+        "",
+        "## Leave one source out (default)",
+        "",
+        md_table(["held-out source", "n", "accuracy", "balanced accuracy", "ROC-AUC", "ECE"],
+                 [[r.source, r.n, r.accuracy, r.balanced_accuracy, r.roc_auc, r.ece]
+                  for r in per_source.itertuples(index=False)]),  # fmt: skip
+        "",
+        "A source's materials overlap other sources' (the same compound measured twice); those are held out "
+        "with the source, and the training part keeps only materials no record of that source reports.",
+        "",
+        "## Trust per prediction",
+        "",
+        f"`superionic predict` reports the default's calibrated probability `p_calibrated` and `abstain` = "
+        f"|p − 0.5| < {metrics['abstain_below_confidence']:.3f}, the cut-off that keeps {cov:.0%} of the "
+        "chemsys-grouped out-of-fold predictions (so on new chemical systems it answers about that share). "
+        "Reliability diagram and accuracy-coverage curve of the default, out of fold:",
+        "",
+        f"![reliability](generalization/{FIG_RELIABILITY})",
+        "",
+        f"![accuracy-coverage](generalization/{FIG_COVERAGE})",
+        "",
+        "What these numbers cannot support: the family-grouped figure pools families of very different sizes "
+        "(NASICON is a third of the rows), so a new small family may fare worse or better; leave-source-out "
+        "mixes a change of chemistry with a change of measurement practice; none of it says how a model does "
+        "on compositions far outside all sources (use the domain flag of the screening).",
+        "",
+    ]
+    return "\n".join(parts)
