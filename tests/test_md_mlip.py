@@ -120,19 +120,43 @@ def test_configs_compose():
 @pytest.mark.slow
 def test_runs_on_a_two_worker_dask_cluster_match_in_process(tmp_path):
     """The scheduler path (cluster.kind=address) against a real two-worker cluster started here."""
+    import dask
     from distributed import LocalCluster
     from omegaconf import OmegaConf
+
+    from superionic.cluster import WORKER_SETTINGS
 
     base = {"model": "0.3.0", "device": "cpu", "threads": 1, "temperatures": [600.0, 900.0], "timestep_fs": 2.0,
             "equilibration_steps": 2, "steps": 8, "sample_interval": 2, "thermostat": "bussi",
             "thermostat_time_fs": 50.0, "supercell_min_length": 0.0}
     structures = {"LiCl": tiny_cell()}
     serial, _, _ = mlip.simulate_all(structures, OmegaConf.create({**base, "n_jobs": 1}), 0, tmp_path / "a")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as running:
+    with dask.config.set(WORKER_SETTINGS), LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                                          dashboard_address=None) as running:
         cluster = OmegaConf.create({"kind": "address", "n_workers": 2, "address": running.scheduler_address,
                                     "connect_timeout_s": 30})
         spread, _, _ = mlip.simulate_all(structures, OmegaConf.create({**base, "n_jobs": 2}), 0, tmp_path / "b",
                                          cluster)
-    assert [t.source for t in serial] == [t.source for t in spread]
-    for a, b in zip(serial, spread, strict=True):
-        np.testing.assert_allclose(a.displacements, b.displacements, atol=1e-6)
+    # the default: local Dask worker processes (no cluster config given)
+    local, _, _ = mlip.simulate_all(structures, OmegaConf.create({**base, "n_jobs": 2}), 0, tmp_path / "c")
+    for other in (spread, local):
+        assert [t.source for t in serial] == [t.source for t in other]
+        for a, b in zip(serial, other, strict=True):
+            np.testing.assert_allclose(a.displacements, b.displacements, atol=1e-6)
+
+
+def test_local_workers_keep_the_default_heap_trimming(monkeypatch):
+    """Dask's nanny would start workers with MALLOC_TRIM_THRESHOLD_=65536, which made torch MD
+    2.6x slower per step; the project's clusters unset it."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from superionic.cluster import open_client
+
+    # a nanny started elsewhere in this process (another test's raw LocalCluster) leaves it set here
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+
+    with open_client(OmegaConf.create({"kind": "local", "n_workers": 2})) as client:
+        seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert len(seen) == 2 and set(seen.values()) == {None}

@@ -328,13 +328,10 @@ def simulate_all(
     """Run every (structure, temperature); returns trajectories, unstable runs, timings.
 
     ``md.mlip.n_jobs`` > 1 runs that many independent runs at once, each with
-    ``md.mlip.threads`` torch threads: on this machine in spawned processes
-    (``cluster.kind=local``), elsewhere on a Dask scheduler or Slurm cluster
-    (:mod:`superionic.cluster`). Local Dask workers were measured 2.3x slower
-    per MD step than plain spawned processes on 2 cores (not threads, BLAS
-    settings or heap trimming; cause not isolated), so local runs keep the
-    process pool. Each run has its own seed: results do not depend on n_jobs
-    or on where the runs execute.
+    ``md.mlip.threads`` torch threads, on a Dask cluster (:mod:`superionic.cluster`):
+    local worker processes by default, a running scheduler or Slurm by
+    ``cluster``. Each run has its own seed: results do not depend on n_jobs or
+    on where the runs execute.
     """
     device = resolve_device(mlip.device)
     if mlip.threads < 1 or mlip.n_jobs < 1:
@@ -354,20 +351,15 @@ def simulate_all(
     if mlip.n_jobs == 1 or len(jobs) == 1:
         _init_worker(*init_args)
         outputs = [_simulate_one(dict(job)) for job in jobs]
-    elif cluster is not None and cluster.kind != "local":
+    else:
+        from omegaconf import OmegaConf
+
         from superionic.cluster import map_in_order, open_client
 
-        with open_client(cluster, n_workers=min(int(mlip.n_jobs), len(jobs))) as client:
+        # without a cluster config (a direct call), local worker processes
+        target = cluster if cluster is not None else OmegaConf.create({"kind": "local", "n_workers": 1})
+        with open_client(target, n_workers=min(int(mlip.n_jobs), len(jobs))) as client:
             outputs = map_in_order(client, _simulate_on_worker, [dict(job) for job in jobs], init_args=init_args)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: forking a process that has initialised torch threads can deadlock
-        with ProcessPoolExecutor(max_workers=min(int(mlip.n_jobs), len(jobs)),
-                                 mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=init_args) as pool:  # fmt: skip
-            outputs = list(pool.map(_simulate_one, [dict(job) for job in jobs]))
     trajectories, unstable, timings = [], [], []
     for job, (traj, thermo, timing) in zip(jobs, outputs, strict=True):
         material, temperature = job["material"], job["temperature"]

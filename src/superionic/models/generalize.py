@@ -364,8 +364,20 @@ def fit_deployed(
                          ad_neighbors, ad_quantile)
 
 
-def plot_reliability(oof: pd.DataFrame, n_bins: int, path: Any) -> Any:
+def _save_plot(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: Any) -> Any:
     from superionic.io import save_figure
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = save_figure(fig, path, dpi=110)
+    fig.clf()
+    return path
+
+
+def plot_reliability(oof: pd.DataFrame, n_bins: int, path: Any) -> Any:
     from superionic.models.report import _plt
 
     plt = _plt()
@@ -374,18 +386,13 @@ def plot_reliability(oof: pd.DataFrame, n_bins: int, path: Any) -> Any:
     for protocol, sub in oof.groupby("protocol", sort=False):
         table = reliability_table(sub["y"].to_numpy(), sub["p"].to_numpy(), n_bins)
         ax.plot(table["mean_p"], table["positive_rate"], "o-", ms=3, label=str(protocol))
-    ax.set_xlabel("calibrated probability (out of fold)")
-    ax.set_ylabel("fraction superionic")
-    ax.set_title("Reliability of the default model")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = save_figure(fig, path, dpi=110)
+    path = _save_plot(fig, ax, "calibrated probability (out of fold)", "fraction superionic",
+                      "Reliability of the default model", path)
     plt.close(fig)
     return path
 
 
 def plot_coverage(curve: pd.DataFrame, coverage: float, path: Any) -> Any:
-    from superionic.io import save_figure
     from superionic.models.report import _plt
 
     plt = _plt()
@@ -393,12 +400,8 @@ def plot_coverage(curve: pd.DataFrame, coverage: float, path: Any) -> Any:
     for protocol in curve.columns.drop("coverage"):
         ax.plot(curve["coverage"], curve[protocol], "o-", ms=3, label=protocol)
     ax.axvline(coverage, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("coverage (share answered, most confident first)")
-    ax.set_ylabel("accuracy on the answered share")
-    ax.set_title("Accuracy-coverage of the default model")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = save_figure(fig, path, dpi=110)
+    path = _save_plot(fig, ax, "coverage (share answered, most confident first)", "accuracy on the answered share",
+                      "Accuracy-coverage of the default model", path)
     plt.close(fig)
     return path
 
