@@ -311,7 +311,7 @@ class DeployedModel:
 
     def assess(self, X: pd.DataFrame) -> pd.DataFrame:
         """Calibrated probability, confidence, the abstain flag and the domain check per row."""
-        from superionic.screening.predict import applicability, standardize
+        from superionic.models.domain import applicability, standardize
 
         if len(X) == 0:
             return pd.DataFrame({c: pd.Series(dtype=float) for c in TRUST_COLUMNS})
