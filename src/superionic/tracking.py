@@ -1,8 +1,15 @@
 """The one MLflow helper every stage uses.
 
 Each stage run records: the resolved configuration (as params and as a YAML
-artifact), the git commit (and whether the tree was dirty), the versions of
-the packages that shape the numbers, and the DVC stage name.
+artifact), the git commit (and whether code or configuration had uncommitted
+changes), the versions of the packages that shape the numbers, the DVC stage
+name and, for a DVC experiment, its name and baseline commit.
+
+A relative local store (``sqlite:///mlflow.db``, the artifact folder) is
+anchored at the workspace root, which DVC passes to every stage as
+``DVC_ROOT``: queued experiments run in temporary copies under
+``.dvc/tmp/exps/`` that DVC deletes, and their runs must land in the
+workspace's store, not in the copy.
 """
 
 from __future__ import annotations
@@ -51,6 +58,30 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
+# What defines the results: a change here makes a run "dirty". DVC rewrites its
+# outputs (reports, dvc.lock, params.yaml) during every repro; those are results.
+CODE_PATHS = ("src", "conf", "dvc.yaml", "pyproject.toml", "Makefile")
+
+
+def workspace_root() -> Path:
+    """The DVC workspace a stage belongs to (the parent repository for a queued experiment)."""
+    return Path(os.environ.get("DVC_ROOT") or ".").resolve()
+
+
+def anchored_uri(uri: str, root: Path) -> str:
+    """A relative ``sqlite:///path`` resolved against ``root``; other URIs unchanged."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and uri != prefix + ":memory:":
+        return prefix + str((root / uri[len(prefix):]).resolve())
+    return uri
+
+
+def experiment_tags() -> dict[str, str]:
+    """The DVC experiment name and baseline commit, when DVC runs the stage as an experiment."""
+    names = {"DVC_EXP_NAME": "dvc_exp_name", "DVC_EXP_BASELINE_REV": "dvc_exp_baseline"}
+    return {tag: os.environ[var] for var, tag in names.items() if os.environ.get(var)}
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in TRACKED_PACKAGES:
@@ -62,13 +93,17 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit(cwd: Path | None = None) -> tuple[str, bool]:
-    """Return (commit, dirty); ("unknown", True) outside a git checkout."""
+    """Return (commit, dirty); ("unknown", True) outside a git checkout.
+
+    Dirty means uncommitted changes to tracked code or configuration
+    (:data:`CODE_PATHS`), not to the outputs DVC rewrites.
+    """
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -112,7 +147,8 @@ def _configure(cfg: DictConfig) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.tracking_uri
+    root = workspace_root()
+    uri = anchored_uri(os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.tracking_uri, root)
     check_server(uri, cfg.tracking.request_timeout_s)
     mlflow.set_tracking_uri(uri)
     name = cfg.tracking.experiment
@@ -120,7 +156,7 @@ def _configure(cfg: DictConfig) -> None:
         artifact_location = None
         if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri:
             # A local backend keeps artifacts in a local folder beside it.
-            artifact_location = Path(cfg.tracking.artifact_dir).resolve().as_uri()
+            artifact_location = (root / cfg.tracking.artifact_dir).resolve().as_uri()
         try:
             mlflow.create_experiment(name, artifact_location=artifact_location)
         except MlflowException as exc:
@@ -157,6 +193,7 @@ def stage_run(
                 "dvc_stage": stage,
                 "git_commit": commit,
                 "git_dirty": str(dirty),
+                **experiment_tags(),
                 **{f"version.{k}": v for k, v in package_versions().items()},
             }
         )

@@ -271,7 +271,7 @@ def run_stage(cfg: DictConfig) -> None:
     import mlflow
 
     from superionic.models.data import fingerprint, load
-    from superionic.tracking import log_metrics, stage_run
+    from superionic.tracking import anchored_uri, log_metrics, stage_run, workspace_root
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     c = cfg.classifier
@@ -287,7 +287,7 @@ def run_stage(cfg: DictConfig) -> None:
                 res = tune_model(
                     name, spec, data.X, data.y, n_trials=c.n_trials, repeats=c.tune_repeats,
                     test_size=c.test_size, seed=cfg.seed, seed_offset=c.tune_seed_offset,
-                    sampler=c.sampler, storage=c.study_storage, data_hash=data_hash,
+                    sampler=c.sampler, storage=anchored_uri(c.study_storage, workspace_root()), data_hash=data_hash,
                     n_jobs=c.n_jobs, callbacks=callbacks, worker_index=c.worker_index,
                     heartbeat_s=c.heartbeat_s, grace_s=c.grace_s,
                 )
