@@ -43,6 +43,7 @@ STAGES: dict[str, str] = {
     "aimd": "superionic.md.aimd",
     "mlip-md": "superionic.md.mlip",
     "md-report": "superionic.md.report",
+    "headline": "superionic.reports.headline",
 }
 
 # tool name -> module with ``main(argv)``
@@ -54,6 +55,7 @@ TOOLS: dict[str, str] = {
 TRACK_TITLES = {
     "data": "data", "features": "data", "models": "classifier (Kang 2023)",
     "screening": "screening (Materials Project)", "nasicon": "NASICON (Ouyang 2021)", "md": "molecular dynamics",
+    "reports": "summary",
 }
 
 

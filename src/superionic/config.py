@@ -63,6 +63,13 @@ class PathsConfig:
 
 
 @dataclass
+class HeadlineConfig:
+    """The flat headline metrics file (superionic.reports.headline)."""
+
+    metrics: str = MISSING
+
+
+@dataclass
 class IngestConfig:
     """Reading and cleaning the literature conductivity sources."""
 
@@ -104,6 +111,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    headline: HeadlineConfig = field(default_factory=HeadlineConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
