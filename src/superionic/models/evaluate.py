@@ -115,6 +115,8 @@ def run_stage(cfg: DictConfig) -> None:
     from superionic.models.data import load
     from superionic.io import TABLE_DECIMALS, write_csv, write_json
     from superionic.models.tune import model_spec
+    import mlflow
+
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     c = cfg.classifier
@@ -144,9 +146,14 @@ def run_stage(cfg: DictConfig) -> None:
         write_csv(long.pivot(index="model", columns="protocol", values="accuracy").loc[names].reset_index(),
                   out_dir / PLOT_PROTOCOLS_CSV, float_format="%.6f")
         write_json(metrics, c.metrics, decimals=TABLE_DECIMALS)
-        log_metrics({"paper": {k: v["accuracy_mean"] for k, v in paper.items()}})
+        # the tuned hyper-parameters this evaluation used, and every protocol's scores, beside the paper's
+        mlflow.log_params({f"best.{m}.{k}": v for m, params in best.items() for k, v in params.items()})
+        log_metrics({"paper": {m: {k: v for k, v in s.items() if k.endswith("_mean")} for m, s in paper.items()}})
+        log_metrics({"grouped": {col: {m: {k: info["models"][m][k] for k in ("accuracy", "f1", "roc_auc")}
+                                       for m in names}
+                                 for col, info in grouped.items() if info.get("status") == "ok"}})  # fmt: skip
         log_metrics({"elapsed_s": time.perf_counter() - start})
-        log_artifacts([c.metrics, out_dir / PAPER_SPLITS_CSV, out_dir / GROUPED_CSV])
+        log_artifacts([c.metrics, out_dir / PAPER_SPLITS_CSV, out_dir / GROUPED_CSV, out_dir / GROUP_ACCURACY_CSV])
 
 
 def _grouped_long(grouped: Mapping[str, Any], paper: Mapping[str, Any]) -> pd.DataFrame:
