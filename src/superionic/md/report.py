@@ -262,12 +262,10 @@ def render(
     if mlip_metrics.get("notes"):
         L.append("")
     L += [
-        f"Cost (wall clock of this run, shared machine): {timing.get('ms_per_step', math.nan):.0f} ms "
-        f"per MD step and {timing.get('us_per_atom_step', math.nan):.0f} µs per atom-step in each "
-        f"process ({timing.get('n_jobs', 1)} process(es) in parallel, {timing.get('threads', '?')} "
-        f"torch thread(s) each, device {timing.get('device', '?')}); "
-        f"{timing.get('production_steps', 0)} production steps in {timing.get('total_wall_s', math.nan):.0f} s "
-        f"in all. `benchmarks/md_mlip_cost.py` measures the cost on its own.",
+        f"Cost: {timing.get('n_jobs', 1)} run(s) in parallel, {timing.get('threads', '?')} torch thread(s) "
+        f"each, device {timing.get('device', '?')}; the wall clock per MD step and per atom-step of this run "
+        f"is in `{md.report_dir}/{mlip.TIMING_JSON}` (kept out of git: it changes with every run) and in the "
+        "MLflow run `mlip-md`. `benchmarks/md_mlip_cost.py` measures the cost on its own.",
         "",
         *fits_table(mlip_fits, mlip_runs, target, conf),
         "",

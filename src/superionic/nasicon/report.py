@@ -80,7 +80,6 @@ def map_figure(preds: pd.DataFrame, name: str, metrics: dict, path: Path, experi
 def render(cfg: DictConfig) -> tuple[str, list[Path]]:
     p = cfg.nasicon.paths
     dm, sm, mm, vm = (_load_json(x) for x in (p.data_metrics, p.sis_metrics, p.mlr_metrics, p.svc_metrics))
-    t_sis, t_mlr = _load_json(Path(p.timings) / "sis.json"), _load_json(Path(p.timings) / "mlr.json")
     sis = pd.read_csv(p.sis_features)
     top = pd.read_csv(p.mlr_top)
     preds = pd.read_csv(p.svc_predictions, keep_default_na=False)
@@ -107,10 +106,9 @@ def render(cfg: DictConfig) -> tuple[str, list[Path]]:
           f"{sm['n_unique_valid']:,} valid and distinct; SIS kept {sm['sis_size']:,} "
           f"(|r| against the {sm['sis_target']} target, {sm['abs_r_last']:.3f} to {sm['abs_r_best']:.3f}).",
           f"- All {mm['n_pairs']:,} pairs ranked exactly on {mm['n_validation']} validation compounds.",
-          f"- Wall time: feature generation + SIS {t_sis['generate_and_sis_s']:.0f} s "
-          f"({t_sis['features_per_s']:,.0f} features/s); pair search {t_mlr['pair_search_s']:.0f} s "
-          f"({t_mlr['pairs_per_s']:,.0f} pairs/s), {cfg.descriptor.n_jobs} threads on shared, loaded cores "
-          "(see benchmarks/nasicon_search.py for throughput).", ""]
+          f"- Wall times of this run: `{p.timings}/` (kept out of git, they change with every run) and the "
+          "MLflow runs `nasicon-sis` / `nasicon-mlr`; throughput on an idle machine: "
+          "`benchmarks/nasicon_search.py`.", ""]
     s, pp = vm["search"], vm["paper"]
     L += ["| | found descriptor | paper's t1, t2 (our fit) | paper (published) |", "|---|---|---|---|",
           f"| MLR validation ranking accuracy | {_pct(best['val_ranking_accuracy'])} | "
