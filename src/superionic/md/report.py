@@ -359,7 +359,8 @@ def run_stage(cfg: DictConfig) -> None:
         aimd_runs, aimd_fits = T.read_csv(out / aimd.RUNS_CSV), T.read_csv(out / aimd.FITS_CSV)
         mlip_runs, mlip_fits = T.read_csv(out / mlip.RUNS_CSV), T.read_csv(out / mlip.FITS_CSV)
         mlip_metrics = json.loads((out / mlip.METRICS_JSON).read_text(encoding="utf-8"))
-        timing = json.loads((out / mlip.TIMING_JSON).read_text(encoding="utf-8"))
+        # the run's settings; its wall clock stays out of tracked files (mlip.TIMING_JSON, MLflow)
+        timing = {"device": md.mlip.device, "n_jobs": md.mlip.n_jobs, "threads": md.mlip.threads}
         comp = compare_fits(aimd_fits, mlip_fits)
         pairs = same_temperature_pairs(aimd_runs, mlip_runs)
         cmp_metrics = comparison_metrics(comp, pairs)
