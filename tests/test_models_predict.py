@@ -248,7 +248,8 @@ def _deployed(features: list[str]):
     y = (frame["frac_Li"] > frame["frac_Li"].median()).astype(int).to_numpy()
     oof = pd.DataFrame({"y": y, "p": np.clip(frame["frac_Li"] * 2, 0, 1)})
     spec = {"estimator": "logreg", "fixed": {}, "search_space": {}, "scale": True}
-    return G.fit_deployed(frame, features, y, "cd_li+logreg", ["cd", "li"], spec, {"C": 1.0}, oof,
+    X = G.feature_table(frame, features, ["cd", "li"])
+    return G.fit_deployed(X, y, frame["chemsys"].to_numpy(), features, "cd_li+logreg", ["cd", "li"], spec, {"C": 1.0}, oof,
                           "sigmoid", 3, 0.7, 0, 5, 0.95)
 
 

@@ -353,12 +353,12 @@ def score_variants(
 
 
 def fit_deployed(
-    frame: pd.DataFrame, cd_columns: Sequence[str], y: np.ndarray, variant: str, blocks: Sequence[str],
-    spec: Mapping[str, Any], params: Mapping[str, Any], oof_chemsys: pd.DataFrame,
+    X: pd.DataFrame, y: np.ndarray, chemsys: np.ndarray, cd_columns: Sequence[str], variant: str,
+    blocks: Sequence[str], spec: Mapping[str, Any], params: Mapping[str, Any], oof_chemsys: pd.DataFrame,
     method: str, inner_folds: int, coverage: float, seed: int, ad_neighbors: int, ad_quantile: float,
 ) -> DeployedModel:
-    X = feature_table(frame, cd_columns, blocks)
-    model = fit_calibrated(spec, params, X, y, frame[D.CHEMSYS].astype(str).to_numpy(), method, inner_folds, seed)
+    """The variant refitted on every row; ``X`` is its :func:`feature_table`."""
+    model = fit_calibrated(spec, params, X, y, chemsys, method, inner_folds, seed)
     cutoff = selective(oof_chemsys["y"].to_numpy(), oof_chemsys["p"].to_numpy(), coverage)[1]
     return DeployedModel(variant, list(blocks), list(cd_columns), list(X.columns), model, cutoff, coverage, X,
                          ad_neighbors, ad_quantile)
@@ -435,13 +435,14 @@ def run_stage(cfg: Any) -> None:
         default = choose_default(table, list(g.selection))
         set_name, model_name = default.split("+", 1)
         spec, params = models[model_name]
-        paper = paper_protocol_accuracy(spec, params, feature_table(frame, data.feature_columns, feature_sets[set_name]),
-                                        y, frame[D.CHEMSYS].astype(str).to_numpy(), int(cfg.classifier.n_splits),
+        X_default = feature_table(frame, data.feature_columns, feature_sets[set_name])
+        chemsys = frame[D.CHEMSYS].astype(str).to_numpy()
+        paper = paper_protocol_accuracy(spec, params, X_default, y, chemsys, int(cfg.classifier.n_splits),
                                         float(cfg.classifier.test_size), g.calibration, int(g.inner_folds),
                                         int(cfg.seed), int(g.n_jobs))  # fmt: skip
         oof = oofs[default]
-        deployed = fit_deployed(frame, data.feature_columns, y, default, feature_sets[set_name], spec, params,
-                                oof[oof["protocol"] == CHEMSYS], g.calibration, int(g.inner_folds),
+        deployed = fit_deployed(X_default, y, chemsys, data.feature_columns, default, feature_sets[set_name], spec,
+                                params, oof[oof["protocol"] == CHEMSYS], g.calibration, int(g.inner_folds),
                                 float(g.coverage), int(cfg.seed), int(cfg.screen.ad_neighbors),
                                 float(cfg.screen.ad_quantile))  # fmt: skip
         save_model(deployed, g.model)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -351,10 +352,8 @@ def run_stage(cfg: DictConfig) -> None:
         train, _ = load_dataset(cfg.paths.dataset)
         formulas = pd.DataFrame({C.REDUCED_FORMULA: sorted(set(funnel[C.REDUCED_FORMULA]))})
         features = features_for(formulas, pd.read_parquet(screen.pool_features), list(ensemble.feature_columns))
-        assess = None
-        if screen.workers > 1:
-            def assess(X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-                return assess_on_cluster(ensemble, X, cfg.cluster, int(screen.workers), int(screen.chunk_size))
+        assess = partial(assess_on_cluster, ensemble, cluster=cfg.cluster, n_workers=int(screen.workers),
+                         chunk_size=int(screen.chunk_size)) if screen.workers > 1 else None
         scores, threshold = score_formulas(formulas[C.REDUCED_FORMULA], features, ensemble, train, screen, assess)
         deployed = load_verified(cfg.generalize.model, DeployedModel, "generalize.model", "generalize")
         scores = pd.concat([scores, trust_columns(formulas[C.REDUCED_FORMULA], features, deployed)], axis=1)
