@@ -300,3 +300,53 @@ def test_cif_dir_reads_real_experimental_structures(tmp_path):
         values = predict.cif_features(path)
         assert list(values) == LatticeFeaturizer().feature_labels()
         assert all(np.isfinite(v) and v > 0 for v in values.values())
+
+
+def test_chunked_file_prediction_equals_one_shot_and_featurises_each_composition_once(ensemble, tmp_path,
+                                                                                    monkeypatch):
+    rng = np.random.default_rng(3)
+    distinct = [f"Li{rng.uniform(0.5, 7):.2f}La3Zr2O12" for _ in range(40)]
+    rows = list(rng.choice(distinct, size=230)) + INPUT * 3
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"id": range(len(rows)), "formula": rows}).to_csv(src, index=False)
+    seen: list[list[str]] = []
+
+    def counting(formulas: list[str]) -> pd.DataFrame:
+        seen.append(list(formulas))
+        return fake_featurize(formulas)
+
+    frame = pd.read_csv(src, keep_default_na=False, dtype=str)
+    one_shot = tmp_path / "one.csv"
+    predict._write_atomically(predict.predict_frame(frame, ensemble, featurize=counting), one_shot)
+    assert len(seen) == 1 and len(seen[0]) == len(set(seen[0])) <= len(set(rows))
+    monkeypatch.setattr(predict, "_default_featurizer", lambda: fake_featurize)
+    chunked = tmp_path / "chunked.csv"
+    counts = predict.predict_file(src, chunked, ensemble, chunk_rows=37, n_jobs=2)
+    assert chunked.read_bytes() == one_shot.read_bytes()
+    assert counts[predict.OK] + counts[predict.REJECTED] == len(rows)
+
+
+def test_single_evaluation_scores_equal_the_library_calls_bit_for_bit():
+    """Votes and calibrated probabilities from one model evaluation = model.predict + calibrator.predict_proba."""
+    from superionic.models import ensemble as E
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(300, 6)), columns=list("abcdef"))
+    y = ((X["a"] + 0.5 * X["b"] + rng.normal(scale=0.7, size=300)) > 0).astype(int).to_numpy()
+    specs = {
+        "gb": {"estimator": "gb", "fixed": {"n_estimators": 30, "max_depth": 2}, "search_space": {}, "scale": False},
+        "lgbm": SPECS["lgbm"],
+    }
+    data = prepare(X.assign(label=y), list("abcdef"))
+    ens = fit_ensemble(specs, {"gb": {}, "lgbm": {}}, data, n_splits=3, test_size=0.3, seed=0)
+    query = pd.DataFrame(rng.normal(size=(500, 6)), columns=list("abcdef"))
+    query.iloc[:5] = np.nan  # imputed rows too
+    table, split_p = ens.assess(query, n_jobs=2)
+    expected_p = []
+    for member in ens.member_names:
+        votes = np.zeros(len(query), dtype=int)
+        for model, calibrated in zip(ens.models[member], ens.calibrators[member], strict=True):
+            votes += np.asarray(model.predict(query), dtype=int)
+            expected_p.append(calibrated.predict_proba(query)[:, 1])
+        assert np.array_equal(table[E.votes_col(member)].to_numpy(), votes)
+    assert np.array_equal(split_p, np.asarray(expected_p))

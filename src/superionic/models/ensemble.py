@@ -76,33 +76,114 @@ class Ensemble:
             raise ValueError(f"input lacks {len(missing)} feature columns the ensemble needs, e.g. {missing[:5]}")
         return X[self.feature_columns].astype(float)
 
-    def vote(self, X: pd.DataFrame) -> pd.DataFrame:
+    def vote(self, X: pd.DataFrame, n_jobs: int = 1) -> pd.DataFrame:
         """Per row: vote counts, mean calibrated probability, unanimity per member,
         and ``ensemble_label`` (unanimous in every member)."""
-        return self.assess(X)[0]
+        return self.assess(X, n_jobs=n_jobs)[0]
 
-    def assess(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    def assess(self, X: pd.DataFrame, n_jobs: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
         """:meth:`vote`'s table and the calibrated probability of every split-model,
-        shape (members x n_splits, rows): their spread is the ensemble's uncertainty."""
+        shape (members x n_splits, rows): their spread is the ensemble's uncertainty.
+
+        ``n_jobs`` threads share the split-models: tree prediction in LightGBM
+        and scikit-learn runs without the GIL, so threads scale without copying
+        the models to processes; every split-model's output is the same either way.
+        """
         Xf = self._matrix(X)
+        jobs = [(model, calibrated) for member in self.member_names
+                for model, calibrated in zip(self.models[member],
+                                             self.calibrators.get(member, [None] * self.n_splits), strict=True)]
+        if n_jobs > 1 and len(Xf):
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_jobs) as pool:
+                results = list(pool.map(lambda job: vote_and_proba(job[0], job[1], Xf), jobs))
+        else:
+            results = [vote_and_proba(model, calibrated, Xf) for model, calibrated in jobs]
         out = pd.DataFrame(index=X.index)
         label = np.ones(len(Xf), dtype=bool)
-        probas = []
-        for member in self.member_names:
+        for m, member in enumerate(self.member_names):
+            part = results[m * self.n_splits : (m + 1) * self.n_splits]
             votes = np.zeros(len(Xf), dtype=int)
-            calibrators = self.calibrators.get(member, [None] * self.n_splits)
-            for model, calibrated in zip(self.models[member], calibrators, strict=True):
-                votes += np.asarray(model.predict(Xf), dtype=int)
-                source = calibrated if calibrated is not None else model
-                probas.append(source.predict_proba(Xf)[:, 1])
-            member_probas = np.asarray(probas[-self.n_splits :])
+            for vote, _ in part:
+                votes += vote
             unanimous = votes == self.n_splits
             out[votes_col(member)] = votes
-            out[proba_col(member)] = member_probas.sum(axis=0) / self.n_splits
+            out[proba_col(member)] = np.asarray([p for _, p in part]).sum(axis=0) / self.n_splits
             out[unanimous_col(member)] = unanimous
             label &= unanimous
         out[ENSEMBLE_LABEL] = label
-        return out, np.asarray(probas).reshape(len(probas), len(Xf))
+        return out, np.asarray([p for _, p in results]).reshape(len(results), len(Xf))
+
+
+def _response(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
+    """The positive-class score a calibrator reads: decision function if the model has one, else P(class 1)."""
+    if hasattr(model, "decision_function"):
+        return np.asarray(model.decision_function(X), dtype=float)
+    return np.asarray(model.predict_proba(X), dtype=float)[:, 1]
+
+
+def _vote_from_response(model: Pipeline, X: pd.DataFrame, score: np.ndarray) -> np.ndarray | None:
+    """``model.predict(X)`` recomputed from its score, for the estimators whose rule is known; None otherwise.
+
+    GradientBoosting predicts class 1 when its raw score is >= 0, exactly.
+    LightGBM takes the argmax of [1 - p, p] with p = sigmoid(raw score), so
+    class 1 iff raw > 0, except that within rounding of 0 its own sigmoid may
+    give p = 0.5 (a tie, class 0): those rows ask the model itself.
+    """
+    from lightgbm import LGBMClassifier
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    final = model[-1] if isinstance(model, Pipeline) else model
+    if list(getattr(final, "classes_", [])) != [0, 1]:
+        return None
+    if isinstance(final, GradientBoostingClassifier):
+        return (score >= 0).astype(int)
+    if isinstance(final, LGBMClassifier) and not callable(final.objective):
+        if not hasattr(model, "decision_function"):  # older LightGBM: the score is p itself
+            return np.argmax(np.column_stack([1.0 - score, score]), axis=1)
+        vote = (score > 0).astype(int)
+        near = np.flatnonzero(np.abs(score) < 1e-9)
+        if len(near):
+            vote[near] = np.asarray(model.predict(X.iloc[near]), dtype=int)
+        return vote
+    return None
+
+
+def _frozen_calibration(calibrated: Any, model: Pipeline) -> list[Any] | None:
+    """The calibrators of a CalibratedClassifierCV fitted on ``FrozenEstimator(model)``; None when it is not that."""
+    if not isinstance(calibrated, CalibratedClassifierCV) or len(calibrated.classes_) != 2:
+        return None
+    fitted = calibrated.calibrated_classifiers_
+    if not all(getattr(cc.estimator, "estimator", None) is model and len(cc.calibrators) == 1 for cc in fitted):
+        return None
+    return [cc.calibrators[0] for cc in fitted]
+
+
+def vote_and_proba(model: Pipeline, calibrated: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """One split-model's vote and calibrated P(superionic), evaluating the model once where possible.
+
+    ``model.predict`` plus ``calibrated.predict_proba`` evaluate the trees twice;
+    both read the same score, so for the estimators the ensemble uses it is
+    computed once and the library's own decision rule and calibration map are
+    applied to it (same numbers: a test compares the two paths bit for bit).
+    Anything else takes the plain two-call path.
+    """
+    maps = _frozen_calibration(calibrated, model)
+    if maps is not None:
+        score = _response(model, X)
+        vote = _vote_from_response(model, X, score)
+        if vote is not None:
+            # CalibratedClassifierCV.predict_proba: the mean over its calibrated
+            # classifiers, each map clipped to [0, 1], summed in order
+            total = np.zeros(len(score))
+            for calibrator in maps:
+                p = np.asarray(calibrator.predict(score), dtype=float)
+                p[(1.0 < p) & (p <= 1.0 + 1e-5)] = 1.0
+                total += p
+            return vote, total / len(maps)
+    source = calibrated if calibrated is not None else model
+    return np.asarray(model.predict(X), dtype=int), np.asarray(source.predict_proba(X), dtype=float)[:, 1]
 
 
 def _fit_member_split(
