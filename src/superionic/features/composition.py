@@ -8,6 +8,13 @@ are doped (Li1.3Al0.3Ti1.7(PO4)3). fast=True tests charge neutrality with
 one oxidation state per element, which differs only for mixed-valence
 compounds. Elements without magpie data give NaN, which is kept and imputed
 inside each model pipeline (fitted on training rows only).
+
+The features are computed by :mod:`superionic.features.cd145`, array code
+that reproduces matminer to rounding (about 100x faster), because screening
+pools and exploratory sweeps featurize far more compositions than the
+training set. matminer's own featurizer stays here as the reference
+(:func:`featurize_compositions_matminer`) that the tests and
+``benchmarks/cd145_throughput.py`` hold the fast path to.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from matminer.featurizers.composition import ElementProperty, IonProperty, Stoic
 from pymatgen.core import Composition
 
 from superionic.data.formula import parse_formula
+from superionic.features.cd145 import cd145_frame
 
 
 def composition_featurizer() -> MultipleFeaturizer:
@@ -43,7 +51,20 @@ def composition_feature_labels() -> list[str]:
 def featurize_compositions(
     compositions: Sequence[Composition], n_jobs: int = 1, chunksize: int = 200
 ) -> pd.DataFrame:
-    """CD-145 for each composition (rows in input order)."""
+    """CD-145 for each composition (rows in input order).
+
+    ``n_jobs`` and ``chunksize`` are accepted for callers written for the
+    matminer path and ignored: the array code runs in one process at tens of
+    thousands of compositions per second, faster than worker start-up.
+    """
+    del n_jobs, chunksize
+    return cd145_frame(list(compositions))
+
+
+def featurize_compositions_matminer(
+    compositions: Sequence[Composition], n_jobs: int = 1, chunksize: int = 200
+) -> pd.DataFrame:
+    """CD-145 by matminer itself, one composition at a time (the reference)."""
     featurizer = composition_featurizer()
     labels = featurizer.feature_labels()
     if not compositions:
