@@ -42,7 +42,7 @@ TRICKY = [
 
 
 def data_dir() -> Path:
-    """Like benchmarks/featurize_throughput.py: SUPERIONIC_DATA_DIR, else ../shared/datasets from the repo."""
+    """Like the benchmarks: SUPERIONIC_DATA_DIR, else ../shared/datasets from the repo."""
     path = Path(os.environ.get("SUPERIONIC_DATA_DIR", "../shared/datasets"))
     return path if path.is_absolute() else REPO_ROOT / path
 

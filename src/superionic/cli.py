@@ -49,6 +49,8 @@ STAGES: dict[str, str] = {
 # tool name -> module with ``main(argv)``
 TOOLS: dict[str, str] = {
     "predict": "superionic.models.predict",
+    # the DVC stage `explore` (no arguments) and your own spaces (--spec / --host / --site)
+    "explore": "superionic.explore.stage",
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from superionic.cluster import KINDS as CLUSTER_KINDS
+from superionic.explore.config import ExploreConfig
 from superionic.md.config import MDConfig
 from superionic.models.config import ClassifierConfig, GeneralizeConfig, ModelsConfig, ModelSpec
 from superionic.nasicon.config import DescriptorConfig, NasiconConfig
@@ -121,6 +122,7 @@ class Config:
     # Curated structure families: canonical name -> source spellings (conf/families/).
     families: dict[str, list[str]] = field(default_factory=dict)
     screen: ScreenConfig = field(default_factory=ScreenConfig)
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
     descriptor: DescriptorConfig = field(default_factory=DescriptorConfig)
     nasicon: NasiconConfig = field(default_factory=NasiconConfig)
     md: MDConfig = field(default_factory=MDConfig)

@@ -141,11 +141,22 @@ def amount_matrix(compositions: Sequence[Composition]) -> np.ndarray:
     return amounts
 
 
+def element_symbols() -> list[str]:
+    """The columns of :func:`amount_matrix`: every element, in Z order."""
+    return list(_tables().index)
+
+
 def lithium_features(compositions: Sequence[Composition]) -> pd.DataFrame:
     """The :data:`LITHIUM_FEATURES` for each composition (index = input position)."""
+    return lithium_features_from_amounts(amount_matrix(compositions))
+
+
+def lithium_features_from_amounts(a: np.ndarray) -> pd.DataFrame:
+    """:func:`lithium_features` from an (n x elements) amount matrix in :func:`element_symbols` order."""
     t = _tables()
     idx = t.index
-    a = amount_matrix(compositions)
+    if a.ndim != 2 or a.shape[1] != len(idx):
+        raise ValueError(f"amount matrix must have {len(idx)} element columns, got shape {a.shape}")
     li = a[:, idx["Li"]]
     total = a.sum(axis=1)
     # anion role per row: the fixed list, H only without O and N

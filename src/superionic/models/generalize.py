@@ -87,18 +87,28 @@ def variant_name(feature_set: str, model: str) -> str:
 
 def feature_table(frame: pd.DataFrame, cd_columns: Sequence[str], blocks: Sequence[str]) -> pd.DataFrame:
     """The columns of the named feature blocks for every row of the dataset table."""
+    amounts = None
+    if LI_BLOCK in blocks:
+        from pymatgen.core import Composition
+
+        from superionic.features.lithium import amount_matrix
+
+        amounts = amount_matrix([Composition(a) for a in frame[D.AMOUNTS]])
+    return block_features(frame[list(cd_columns)] if CD_BLOCK in blocks else None, amounts, blocks)
+
+
+def block_features(cd: pd.DataFrame | None, amounts: np.ndarray | None, blocks: Sequence[str]) -> pd.DataFrame:
+    """The named blocks from the CD descriptors and the element-amount matrix (Z order) of the same rows."""
     unknown = sorted(set(blocks) - set(FEATURE_BLOCKS))
     if unknown:
         raise ValueError(f"generalize.feature_sets: unknown block(s) {unknown}; choose from {FEATURE_BLOCKS}")
     parts = []
     if CD_BLOCK in blocks:
-        parts.append(frame[list(cd_columns)].astype(float).reset_index(drop=True))
+        parts.append(cd.astype(float).reset_index(drop=True))
     if LI_BLOCK in blocks:
-        from pymatgen.core import Composition
+        from superionic.features.lithium import lithium_features_from_amounts
 
-        from superionic.features.lithium import lithium_features
-
-        parts.append(lithium_features([Composition(a) for a in frame[D.AMOUNTS]]))
+        parts.append(lithium_features_from_amounts(amounts))
     return pd.concat(parts, axis=1)
 
 
@@ -284,6 +294,7 @@ ABSTAIN = "abstain"
 DOMAIN_DISTANCE = "domain_distance"
 IN_DOMAIN = "in_domain"
 TRUST_COLUMNS = (P_CALIBRATED, CONFIDENCE, ABSTAIN, DOMAIN_DISTANCE, IN_DOMAIN)
+P_SPREAD = "p_spread"
 
 
 @dataclass
@@ -309,18 +320,36 @@ class DeployedModel:
         frame = descriptors.reset_index(drop=True).assign(**{D.AMOUNTS: list(amounts)})
         return feature_table(frame, self.cd_columns, self.feature_blocks)[self.feature_columns]
 
-    def assess(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Calibrated probability, confidence, the abstain flag and the domain check per row."""
+    def member_probabilities(self, X: pd.DataFrame) -> np.ndarray:
+        """P(superionic) of each calibrated inner-fold model, shape (models, rows); their mean is the model's."""
+        Xf = X[self.feature_columns]
+        return np.asarray([cc.predict_proba(Xf)[:, 1] for cc in self.model.calibrated_classifiers_])
+
+    def assess(self, X: pd.DataFrame, spread: bool = False) -> pd.DataFrame:
+        """Calibrated probability, confidence, the abstain flag and the domain check per row.
+
+        ``spread`` adds :data:`P_SPREAD`, the standard deviation over the
+        inner-fold models (each trained on other chemical systems).
+        """
         from superionic.models.domain import applicability, standardize
 
+        columns = (*TRUST_COLUMNS, P_SPREAD) if spread else TRUST_COLUMNS
         if len(X) == 0:
-            return pd.DataFrame({c: pd.Series(dtype=float) for c in TRUST_COLUMNS})
-        p = self.model.predict_proba(X[self.feature_columns])[:, 1]
+            return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+        members = self.member_probabilities(X)
+        # summed in order then divided, exactly as CalibratedClassifierCV.predict_proba averages
+        total = np.zeros(len(X))
+        for p_member in members:
+            total += p_member
+        p = total / len(members)
         tz, qz = standardize(self.train_features, X[self.feature_columns])
         distance, threshold = applicability(tz, qz, self.ad_neighbors, self.ad_quantile)
         conf = confidence(p)
-        return pd.DataFrame({P_CALIBRATED: p, CONFIDENCE: conf, ABSTAIN: conf < self.abstain_below,
-                             DOMAIN_DISTANCE: distance, IN_DOMAIN: distance <= threshold}, index=X.index)
+        out = pd.DataFrame({P_CALIBRATED: p, CONFIDENCE: conf, ABSTAIN: conf < self.abstain_below,
+                            DOMAIN_DISTANCE: distance, IN_DOMAIN: distance <= threshold}, index=X.index)
+        if spread:
+            out[P_SPREAD] = members.std(axis=0)
+        return out
 
 
 def score_variants(

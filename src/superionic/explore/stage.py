@@ -1,0 +1,363 @@
+"""Stage ``explore``: rank every composition of a doping space around a host.
+
+``superionic explore`` (the DVC stage) reads the ``explore`` section of
+params.yaml (conf/explore/). For your own host: ``superionic explore --spec
+my_space.yaml -o out/`` with a file of the same keys, or the command line:
+
+    superionic explore --host "Li3InCl6" --site "In:Zr,Hf,Sn4+:0:0.6:0.02" -o out/
+
+Writes the whole ranked space (parquet), the top rows with nearest training
+materials and the ensemble's cross-check (CSV), a probability-vs-dopant-level
+figure with the measured compositions of the space marked, and a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from superionic.explore import score as S
+from superionic.explore.space import (
+    COMPOSITION,
+    N_DOPANTS,
+    NONE,
+    SLOT_DOPANT,
+    SLOT_LEVEL,
+    DopingSpace,
+    Enumeration,
+    build_space,
+    enumerate_space,
+)
+
+log = logging.getLogger(__name__)
+
+RANKED_CSV = "ranked.csv"
+KNOWN_CSV = "known_compositions.csv"
+METRICS_JSON = "metrics.json"
+FIGURE = "dopant_map.png"
+# atomic-fraction tolerance for "this measured material is that grid point"
+# (0.003 is about 0.05 atoms in an 18-atom formula unit)
+MATCH_TOLERANCE = 0.003
+
+
+@dataclass
+class Exploration:
+    space: DopingSpace
+    enum: Enumeration
+    ranked: pd.DataFrame
+    known: pd.DataFrame
+    faithfulness: dict[str, float]
+    seconds: dict[str, float]
+
+
+def explore(spec: Any, deployed: Any, ensemble: Any, train: pd.DataFrame, seed: int) -> Exploration:
+    """Enumerate, featurise and rank the space; cross-check with the ensemble; place the measured materials."""
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    space = build_space(spec)
+    enum = enumerate_space(space)
+    seconds["enumerate"] = time.perf_counter() - start
+    log.info("explore: %d compositions (%s dropped)", len(enum.design),
+             ", ".join(f"{n} {why}" for why, n in enum.dropped.items() if n) or "none")
+    mark = time.perf_counter()
+    cd = S.descriptors(enum)
+    X = S.model_inputs(cd, enum, deployed)
+    seconds["featurize"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    ranked = S.rank_space(enum, X, deployed)
+    seconds["rank"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    shown = min(int(spec["ranked_rows"]), len(ranked))
+    ranked[S.NEAREST] = ""
+    top_X = X.iloc[ranked[S.ENUM_ROW].to_numpy()[:shown]]
+    ranked.loc[: shown - 1, S.NEAREST] = S.neighbours(top_X, deployed, train, int(spec["n_neighbors_shown"]))
+    seconds["neighbours"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    scored, faithfulness = S.ensemble_check(ranked, cd, ensemble, int(spec["ensemble_top"]),
+                                            int(spec["faithfulness_sample"]), seed, int(spec["n_jobs"]))
+    for col in scored.columns:
+        ranked[col] = pd.Series(scored[col].to_numpy(), index=scored.index).reindex(ranked.index)
+    seconds["ensemble"] = time.perf_counter() - mark
+    seconds["ensemble_rows"] = float(len(scored))
+    known = S.known_points(enum, ranked, train, spec.get("family"), MATCH_TOLERANCE)
+    seconds["total"] = time.perf_counter() - start
+    return Exploration(space, enum, ranked, known, faithfulness, seconds)
+
+
+def rates(seconds: dict[str, float], n: int) -> dict[str, float]:
+    """Compositions per minute: the fast path end to end, and the full ensemble alone."""
+    fast = seconds["enumerate"] + seconds["featurize"] + seconds["rank"]
+    return {"fast_path_per_minute": 60 * n / fast if fast else float("nan"),
+            "ensemble_per_minute": 60 * seconds["ensemble_rows"] / seconds["ensemble"] if seconds["ensemble"] else 0.0}
+
+
+def metrics(result: Exploration) -> dict[str, Any]:
+    from superionic.models.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED
+
+    r = result.ranked
+    known = result.known
+    agree = float((known["measured_label"] == (known[P_CALIBRATED] >= 0.5)).mean()) if len(known) else float("nan")
+    return {
+        "compositions": int(len(r)),
+        "grid_size": result.space.size,
+        "dropped": result.enum.dropped,
+        "p_ge_0.5": int((r[P_CALIBRATED] >= 0.5).sum()),
+        "p_ge_0.5_answered_in_domain": int(((r[P_CALIBRATED] >= 0.5) & ~r[ABSTAIN] & r[IN_DOMAIN]).sum()),
+        "in_domain_share": float(r[IN_DOMAIN].mean()),
+        "abstain_share": float(r[ABSTAIN].mean()),
+        "best": {"composition": r[COMPOSITION].iloc[0], P_CALIBRATED: float(r[P_CALIBRATED].iloc[0])},
+        "ensemble_check": result.faithfulness,
+        "known_compositions": int(len(known)),
+        "known_label_agreement": agree,
+    }
+
+
+def plot_map(result: Exploration, path: Path, dpi: int = 110) -> Path:
+    """P(superionic) against dopant amount, one panel per slot (other slots undoped), measured points marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from superionic.io import PNG_METADATA, save_figure
+    from superionic.models.generalize import P_CALIBRATED, P_SPREAD
+
+    r, slots = result.ranked, result.space.slots
+    fig, axes = plt.subplots(1, len(slots), figsize=(6.2 * len(slots), 4.6), squeeze=False, sharey=True)
+    for k, (slot, ax) in enumerate(zip(slots, axes[0], strict=True), start=1):
+        others = [SLOT_DOPANT.format(j) for j in range(1, len(slots) + 1) if j != k]
+        alone = r[(r[others] == NONE).all(axis=1)] if others else r
+        undoped = alone[alone[SLOT_DOPANT.format(k)] == NONE]
+        colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(slot.dopants), 2)))
+        for color, dopant in zip(colors, slot.dopants, strict=False):
+            line = pd.concat([undoped, alone[alone[SLOT_DOPANT.format(k)] == dopant.label]])
+            line = line.sort_values(SLOT_LEVEL.format(k))
+            x, p = line[SLOT_LEVEL.format(k)].to_numpy(), line[P_CALIBRATED].to_numpy()
+            ax.plot(x, p, color=color, lw=1.4, label=dopant.label)
+            ax.fill_between(x, p - line[P_SPREAD], p + line[P_SPREAD], color=color, alpha=0.12, lw=0)
+            if len(result.known):
+                k_rows = result.known[(result.known[N_DOPANTS] == 1) & (result.known[SLOT_DOPANT.format(k)] == dopant.label)]
+                for good, marker_face in ((1, color), (0, "white")):
+                    pts = k_rows[k_rows["measured_label"] == good]
+                    ax.scatter(pts[SLOT_LEVEL.format(k)], pts[P_CALIBRATED], s=46, marker="o", zorder=3,
+                               facecolors=marker_face, edgecolors=color, linewidths=1.5)
+        ax.axhline(0.5, color="grey", ls="--", lw=0.8)
+        ax.set_xlabel(f"x: dopant on {slot.host} per formula unit ({result.space.host_formula})")
+        ax.set_title(f"slot {k}: {slot.host}{slot.host_charge:+g} site", fontsize=10)
+        ax.legend(fontsize=7, ncol=2, loc="best")
+    axes[0][0].set_ylabel("calibrated P(σ ≥ 1e-4 S/cm)")
+    fig.suptitle("Doping map (band: spread of the inner-fold models; circles: measured, filled = superionic)",
+                 fontsize=10)
+    fig.tight_layout()
+    out = save_figure(fig, path, dpi=dpi, metadata=PNG_METADATA)
+    plt.close(fig)
+    return out
+
+
+def report_text(result: Exploration, figures: dict[str, Any], spec: Any, figure_name: str) -> str:
+    from superionic.models.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED, P_SPREAD
+    from superionic.reports.markdown import table
+
+    space = result.space
+    slot_lines = [f"| {k} | {s.host}{s.host_charge:+g} | {', '.join(d.label for d in s.dopants)} | "
+                  f"{s.levels.min():g}–{s.levels.max():g} ({len(s.levels)} levels) |"
+                  for k, s in enumerate(space.slots, start=1)]
+    dropped = ", ".join(f"{n} {why}" for why, n in result.enum.dropped.items()) or "none"
+    r = result.ranked
+    top = r.head(20)[[S.RANK, COMPOSITION, P_CALIBRATED, P_SPREAD, ABSTAIN, IN_DOMAIN, S.P_ENSEMBLE, S.NEAREST]]
+    check = figures["ensemble_check"]
+    known = result.known
+    lines = [
+        f"# Doping-space exploration: {space.host_formula}",
+        "",
+        "Generated by `superionic explore` (stage `explore`, config group `explore`). "
+        "Every number below comes from that run.",
+        "",
+        "## The space",
+        "",
+        f"Host {space.host_formula}, oxidation states "
+        + ", ".join(f"{el}{q:+g}" for el, q in space.charges.items())
+        + f"; charge compensation **{space.compensation}** (rules in `superionic.explore.space`).",
+        "",
+        "| slot | replaces | dopants | amount per formula unit |",
+        "|---|---|---|---|",
+        *slot_lines,
+        "",
+        f"Grid: {space.size} combinations; kept **{figures['compositions']}**, dropped: {dropped}. "
+        "Every kept composition is charge-neutral with the stated states.",
+        "",
+        "## Ranking and trust",
+        "",
+        "Ranked by the calibrated probability of the `generalize` stage's default model "
+        "(chosen by grouped CV, calibrated on unseen chemical systems). "
+        f"{figures['p_ge_0.5']} compositions have P ≥ 0.5; "
+        f"{figures['p_ge_0.5_answered_in_domain']} of them are answered (not abstained) and inside the "
+        f"applicability domain. In domain: {figures['in_domain_share']:.1%} of the space; abstain: "
+        f"{figures['abstain_share']:.1%}.",
+        "",
+        table(top, floatfmt=".3f"),
+        "",
+        f"The full table is `{spec['table']}` (DVC output); the top {spec['ranked_rows']} with their nearest "
+        f"training materials are in `{spec['report_dir']}/{RANKED_CSV}`.",
+        "",
+        "### Does the fast model rank like the paper's ensemble?",
+        "",
+        f"The 200-model GB + LightGBM ensemble re-scored the top {check['top_rows']} rows and a seeded random "
+        f"sample of {check['sample_size']} compositions. On the sample, Spearman ρ between the two "
+        f"probabilities is **{check['spearman_sample']:.3f}** and their P ≥ 0.5 labels agree on "
+        f"{check['label_agreement_sample']:.1%}. Of the top {check['top_rows']}, "
+        f"{check['top_ensemble_p_ge_0.5']:.1%} also have ensemble P ≥ 0.5 (mean {check['top_ensemble_p_mean']:.3f}).",
+        "",
+        "## Measured compositions inside the space",
+        "",
+    ]
+    if len(known):
+        lines += [
+            f"{len(known)} training materials{' of family ' + str(spec.get('family')) if spec.get('family') else ''} "
+            f"lie on the grid (atomic fractions within {MATCH_TOLERANCE}). The model's label (P ≥ 0.5) agrees "
+            f"with the measured one for **{figures['known_label_agreement']:.1%}** of them. These materials are "
+            "in the model's training data, so this is a consistency check of the map, not a test: the "
+            "grouped-CV figures in `reports/generalization.md` are the honest accuracy.",
+            "",
+            table(known, floatfmt=".3g"),
+            "",
+        ]
+    else:
+        lines += ["No training material lies on this grid: the map cannot be compared with measurements here.", ""]
+    lines += [
+        f"![doping map]({Path(spec['report_dir']).name}/{figure_name})",
+        "",
+        "## What this map cannot tell you",
+        "",
+        "* Whether a dopant dissolves at that level: there is no phase-stability or solubility model here; "
+        "the composition is scored as if it formed the host's structure.",
+        "* Conductivity itself: P is the probability of σ ≥ 1e-4 S/cm from composition alone, calibrated on "
+        "chemical systems the model did not see. Rows flagged `abstain` or outside the domain are guesses.",
+        "* The spread band is the disagreement of the model's inner-fold boosters, a lower bound on its "
+        "uncertainty.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_outputs(result: Exploration, spec: Any) -> dict[str, Any]:
+    from superionic.io import TABLE_DECIMALS, write_csv, write_json, write_parquet, write_text
+
+    report_dir = Path(spec["report_dir"])
+    figures = metrics(result)
+    write_parquet(result.ranked.drop(columns=[S.NEAREST]), Path(spec["table"]))
+    write_csv(result.ranked.head(int(spec["ranked_rows"])), report_dir / RANKED_CSV)
+    write_csv(result.known, report_dir / KNOWN_CSV)
+    write_json(figures, report_dir / METRICS_JSON, decimals=TABLE_DECIMALS)
+    plot_map(result, report_dir / FIGURE)
+    write_text(report_text(result, figures, spec, FIGURE), Path(spec["report"]))
+    return figures
+
+
+def _load_models(cfg: Any, trust: bool = False) -> tuple[Any, Any]:
+    from superionic.models.ensemble import Ensemble, load_verified
+    from superionic.models.generalize import DeployedModel
+
+    deployed = load_verified(cfg.generalize.model, DeployedModel, "generalize.model", "generalize", trust=trust)
+    ensemble = load_verified(cfg.classifier.ensemble_model, Ensemble, "classifier.ensemble_model", "ensemble",
+                             trust=trust)
+    return deployed, ensemble
+
+
+def _training_table(cfg: Any) -> pd.DataFrame:
+    """The classifier's training rows in the order the models were fitted on."""
+    from superionic.models.data import load
+
+    return load(cfg.paths.dataset).frame
+
+
+def run_stage(cfg: Any) -> None:
+    from omegaconf import OmegaConf
+
+    from superionic.tracking import log_metrics, stage_run
+
+    with stage_run("explore", cfg, sections=["explore"]):
+        deployed, ensemble = _load_models(cfg)
+        train = _training_table(cfg)
+        spec = OmegaConf.to_container(cfg.explore, resolve=True)
+        result = explore(spec, deployed, ensemble, train, int(cfg.seed))
+        figures = write_outputs(result, spec)
+        speed = rates(result.seconds, len(result.ranked))
+        # wall-clock figures go to MLflow only: the tracked outputs stay a function of the inputs
+        log_metrics({**{f"seconds_{k}": v for k, v in result.seconds.items()}, **speed,
+                     "compositions": figures["compositions"], "known_label_agreement": figures["known_label_agreement"],
+                     "spearman_sample": figures["ensemble_check"]["spearman_sample"]})
+        log.info("explore: %d compositions ranked, %.0f per minute (fast path), ensemble %.0f per minute",
+                 len(result.ranked), speed["fast_path_per_minute"], speed["ensemble_per_minute"])
+
+
+def _site(text: str) -> dict[str, Any]:
+    """"Ge:Al,Ga:0:1:0.05" -> one sites entry."""
+    parts = text.split(":")
+    if len(parts) != 5:
+        raise ValueError(f"--site {text!r}: write HOST:DOPANT[,DOPANT...]:START:STOP:STEP, e.g. Ge:Al,Ga:0:1:0.05")
+    try:
+        levels = [float(v) for v in parts[2:]]
+    except ValueError as exc:
+        raise ValueError(f"--site {text!r}: start, stop and step must be numbers") from exc
+    return {"host": parts[0], "dopants": [d for d in parts[1].split(",") if d], "levels": levels}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="superionic explore", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", help="YAML file with the keys of conf/explore/*.yaml (default: params.yaml's explore)")
+    parser.add_argument("--host", help="host formula (overrides the spec)")
+    parser.add_argument("--site", action="append", help="HOST:DOPANTS:START:STOP:STEP, repeatable (replaces the spec's sites)")
+    parser.add_argument("--compensation", help="li | site_vacancy | none")
+    parser.add_argument("-o", "--output-dir", help="folder for the table, ranked CSV, figure and report")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    from omegaconf import OmegaConf
+
+    from superionic.config import load_params
+
+    cfg = load_params(args.params)
+    if not any([args.spec, args.host, args.site, args.compensation, args.output_dir]):
+        run_stage(cfg)
+        return 0
+    if not args.output_dir:
+        print("error: give -o/--output-dir for your own space (the default outputs belong to the DVC stage)",
+              file=sys.stderr)
+        return 2
+    spec = OmegaConf.to_container(cfg.explore, resolve=True)
+    try:
+        if args.spec:
+            user = OmegaConf.to_container(OmegaConf.load(args.spec), resolve=True)
+            unknown = sorted(set(user) - set(spec))
+            if unknown:
+                raise ValueError(f"{args.spec}: unknown key(s) {unknown}; known: {sorted(spec)}")
+            spec.update(user)
+        if args.host:
+            spec["host"] = args.host
+        if args.site:
+            spec["sites"] = [_site(s) for s in args.site]
+        if args.compensation:
+            spec["compensation"] = args.compensation
+        out = Path(args.output_dir)
+        spec.update(table=str(out / "space.parquet"), report_dir=str(out), report=str(out / "explore.md"))
+        if args.host and not args.spec:
+            spec["family"] = None  # the configured family belongs to the configured host
+        build_space(spec)  # a bad spec fails here, before any model is loaded
+        deployed, ensemble = _load_models(cfg)
+        result = explore(spec, deployed, ensemble, _training_table(cfg), int(cfg.seed))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    figures = write_outputs(result, spec)
+    speed = rates(result.seconds, len(result.ranked))
+    print(f"{figures['compositions']} compositions ranked ({speed['fast_path_per_minute']:.0f} per minute); "
+          f"best {figures['best']['composition']} P={figures['best']['p_calibrated']:.3f} -> {out}")
+    return 0
