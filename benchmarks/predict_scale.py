@@ -11,8 +11,13 @@ pool) plus deliberately bad rows. Two runs over the same file, side by side:
   this process: matminer CD-145 for every row, ``model.predict`` plus the
   calibrator's ``predict_proba`` for every split-model, one thread.
 
-Both write CSVs with the CLI's number format; the script reports whether
-they are byte-identical (and otherwise how many cells differ).
+The outputs are compared cell by cell in the CLI's number format, twice:
+the current CLI against the baseline (this includes the descriptor change:
+the array CD-145 equals matminer to ~1e-14, but a last-digit difference can
+move a value across a tree threshold that sits exactly on it), and the
+current in-process path fed matminer's descriptors against the baseline,
+which isolates de-duplication, single evaluation, threads and chunking and
+must give 0 differing cells.
 
 Needs ``dvc repro generalize ensemble``. Usage:
 
@@ -63,11 +68,14 @@ def baseline(frame: pd.DataFrame, params: str) -> pd.DataFrame:
     deployed = load_verified(cfg.generalize.model, DeployedModel, "generalize.model", "generalize")
     parsed = [parse_formula(f) for f in frame["formula"]]
     rows = [i for i, p in enumerate(parsed) if p.ok]
-    compositions = [parsed[i].composition for i in rows]
-    X = featurize_compositions_matminer(compositions).reindex(columns=composition_feature_labels())
+    # as before: the parsed formula's text (pymatgen's rounding) is what gets featurised
+    texts = [parsed[i].composition.formula.replace(" ", "") for i in rows]
+    X = featurize_compositions_matminer([parse_formula(t).composition for t in texts])
+    X = X.reindex(columns=composition_feature_labels())
     usable = X.notna().any(axis=1).to_numpy()
     X = X[usable].reset_index(drop=True)
     rows = np.asarray(rows)[usable]
+    texts = list(np.asarray(texts, dtype=object)[usable])
     Xf = X[ensemble.feature_columns]
     out = pd.DataFrame(index=rows)
     label = np.ones(len(Xf), dtype=bool)
@@ -81,7 +89,6 @@ def baseline(frame: pd.DataFrame, params: str) -> pd.DataFrame:
         out[unanimous_col(member)] = votes == ensemble.n_splits
         label &= votes == ensemble.n_splits
     out["ensemble_label"] = label
-    texts = [parsed[i].composition.formula.replace(" ", "") for i in rows]
     trust = deployed.assess(deployed.features(X[deployed.cd_columns], texts))
     for col in TRUST_COLUMNS:
         out[col] = trust[col].to_numpy()
@@ -98,7 +105,8 @@ def compare(current: pd.DataFrame, old: pd.DataFrame) -> str:
     differ = 0
     worst = 0.0
     for col in old.columns:
-        new = pd.to_numeric(current.loc[old.index, col].replace({"True": 1, "False": 0}))
+        text = current.loc[old.index, col]
+        new = pd.to_numeric(text.where(~text.isin(["True", "False"]), (text == "True").astype(int).astype(str)))
         ref = old[col].astype(float)
         if old[col].dtype.kind == "f":
             text_new = new.map(lambda v: PREDICTION_FLOAT_FORMAT % v)
@@ -138,7 +146,23 @@ def main() -> None:
         wall_old = time.perf_counter() - start
         print(f"baseline (previous path):      {wall_old:6.1f} s  {len(frame) / wall_old:6.0f} rows/s  "
               f"speed-up {wall_old / wall:.1f}x")
-        print("current vs baseline:", compare(pd.read_csv(current, keep_default_na=False, dtype=str), old))
+        print("current CLI vs baseline:", compare(pd.read_csv(current, keep_default_na=False, dtype=str), old))
+        from superionic.data.formula import parse_formula
+        from superionic.features.composition import featurize_compositions_matminer
+        from superionic.models.ensemble import Ensemble, load_verified
+        from superionic.models.generalize import DeployedModel
+        from superionic.models.predict import predict_frame
+
+        cfg = load_params(args.params)
+        ensemble = load_verified(cfg.classifier.ensemble_model, Ensemble, "classifier.ensemble_model", "ensemble")
+        deployed = load_verified(cfg.generalize.model, DeployedModel, "generalize.model", "generalize")
+
+        def matminer(formulas: list[str]) -> pd.DataFrame:
+            return featurize_compositions_matminer([parse_formula(f).composition for f in formulas])
+
+        same_inputs = predict_frame(pd.read_csv(src, keep_default_na=False, dtype=str), ensemble,
+                                    featurize=matminer, deployed=deployed, n_jobs=2)
+        print("current path on matminer's descriptors vs baseline:", compare(same_inputs.astype(str), old))
 
 
 if __name__ == "__main__":

@@ -101,8 +101,6 @@ class FeaturesConfig:
 
     name: str = MISSING
     structural: bool = False
-    n_jobs: int = 1
-    chunksize: int = 200
 
 
 @dataclass

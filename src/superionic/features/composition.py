@@ -48,16 +48,12 @@ def composition_feature_labels() -> list[str]:
     return composition_featurizer().feature_labels()
 
 
-def featurize_compositions(
-    compositions: Sequence[Composition], n_jobs: int = 1, chunksize: int = 200
-) -> pd.DataFrame:
+def featurize_compositions(compositions: Sequence[Composition]) -> pd.DataFrame:
     """CD-145 for each composition (rows in input order).
 
-    ``n_jobs`` and ``chunksize`` are accepted for callers written for the
-    matminer path and ignored: the array code runs in one process at tens of
-    thousands of compositions per second, faster than worker start-up.
+    One process: the array code featurises tens of thousands of compositions
+    a second, faster than worker processes start.
     """
-    del n_jobs, chunksize
     return cd145_frame(list(compositions))
 
 
@@ -79,7 +75,7 @@ def featurize_compositions_matminer(
     return pd.DataFrame(np.asarray(rows, dtype=float), columns=labels)
 
 
-def featurize_formulas(formulas: Sequence[str], n_jobs: int = 1) -> pd.DataFrame:
+def featurize_formulas(formulas: Sequence[str]) -> pd.DataFrame:
     """CD-145 for formula strings; unreadable formulas give an all-NaN row.
 
     The index is the input position; use :func:`superionic.data.formula.parse_formula`
@@ -87,7 +83,7 @@ def featurize_formulas(formulas: Sequence[str], n_jobs: int = 1) -> pd.DataFrame
     """
     parsed = [parse_formula(f) for f in formulas]
     good = [i for i, p in enumerate(parsed) if p.ok]
-    features = featurize_compositions([parsed[i].composition for i in good], n_jobs=n_jobs)
+    features = featurize_compositions([parsed[i].composition for i in good])
     out = pd.DataFrame(np.nan, index=range(len(formulas)), columns=composition_feature_labels())
     out.iloc[good] = features.to_numpy()
     return out

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def update_feature_cache(
-    interim: pd.DataFrame, cache: pd.DataFrame | None, n_jobs: int = 1, chunksize: int = 200
+    interim: pd.DataFrame, cache: pd.DataFrame | None,
 ) -> tuple[pd.DataFrame, dict]:
     """Return the feature table for the compositions in ``interim`` and counts.
 
@@ -37,7 +37,7 @@ def update_feature_cache(
         reusable = cache[cache[C.COMPOSITION].isin(wanted.index)]
     todo = wanted[~wanted.index.isin(reusable[C.COMPOSITION])]
     started = time.perf_counter()
-    fresh = featurize_compositions([Composition(f) for f in todo], n_jobs=n_jobs, chunksize=chunksize)
+    fresh = featurize_compositions([Composition(f) for f in todo])
     elapsed = time.perf_counter() - started
     fresh.insert(0, C.COMPOSITION, todo.index.to_numpy())
     table = pd.concat([reusable, fresh] if len(reusable) else [fresh], ignore_index=True)
@@ -72,7 +72,7 @@ def run_stage(cfg: DictConfig) -> None:
         interim = pd.read_parquet(cfg.paths.interim)
         cache_path = Path(cfg.paths.composition_features)
         cache = read_cache(cache_path)
-        table, metrics = update_feature_cache(interim, cache, cfg.features.n_jobs, cfg.features.chunksize)
+        table, metrics = update_feature_cache(interim, cache)
         write_parquet(table, cache_path)
         # Timing and cache hits depend on history, not on the inputs; they go to
         # MLflow only, so the DVC metrics file is a function of the inputs.

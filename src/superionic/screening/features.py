@@ -24,12 +24,12 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "pool_features_metrics.json"
 
 
-def featurize_pool(formulas: pd.Series, n_jobs: int = 1) -> pd.DataFrame:
+def featurize_pool(formulas: pd.Series) -> pd.DataFrame:
     """CD-145 per distinct formula, sorted by formula; all-NaN rows are unreadable formulas."""
     from superionic.features.composition import featurize_formulas
 
     distinct = sorted(set(formulas))
-    features = featurize_formulas(distinct, n_jobs=n_jobs)
+    features = featurize_formulas(distinct)
     features.insert(0, C.REDUCED_FORMULA, distinct)
     return features
 
@@ -54,7 +54,7 @@ def run_stage(cfg: DictConfig) -> None:
             [pd.read_parquet(path, columns=[C.REDUCED_FORMULA])[C.REDUCED_FORMULA] for path in (screen.pool, screen.pool2024)]
         )
         start = time.perf_counter()
-        features = featurize_pool(formulas, n_jobs=cfg.features.n_jobs)
+        features = featurize_pool(formulas)
         seconds = time.perf_counter() - start
         values = features.drop(columns=[C.REDUCED_FORMULA]).to_numpy(dtype=float)
         metrics = {
