@@ -155,6 +155,8 @@ def predict_frame(
     unit_reason = np.array([""] * len(units), dtype=object)
     unit_notes: list[list[str]] = [[] for _ in units]
     texts = list(dict.fromkeys(text for text, _ in units))
+    log.info("predict: %d rows, %d rejected by the parser, %d distinct compositions to featurise and score",
+             n, n - len(good), len(texts))
     composition_cols: set[str] = set()
     if texts:
         computed, errors = _featurize_safely(featurize, texts)
@@ -211,7 +213,11 @@ def predict_frame(
     take = position[ok_unit_of_row]  # row -> its unit's position among the scored units
     # With no usable row the models are not called at all (their imputers
     # refuse zero samples); the vote columns are still there, empty.
+    started = time.perf_counter()
     votes = ensemble.vote(feats.loc[ok_units], n_jobs=n_jobs) if len(ok_units) else _empty_votes(ensemble)
+    if len(ok_units):
+        log.info("predict: ensemble of %d split-models scored %d compositions in %.1f s",
+                 len(ensemble.member_names) * ensemble.n_splits, len(ok_units), time.perf_counter() - started)
     _broadcast(result, votes, ok_rows, take)
     if deployed is not None:
         missing = [c for c in deployed.cd_columns if c not in feats.columns]
