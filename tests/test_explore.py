@@ -198,3 +198,20 @@ def test_neighbour_names_refuse_a_training_table_in_another_order(models):
     X = deployed.train_features.head(3)
     with pytest.raises(ValueError, match="does not match"):
         S.neighbours(X, deployed, train.iloc[::-1], 2)
+
+
+def test_size_rule_leaves_out_mismatched_dopants_and_says_which():
+    spec = {**LAGP, "max_radius_mismatch": 0.35,
+            "sites": [{"host": "Ge", "dopants": ["Al", "B", "La", "Ga"], "levels": [0, 1, 0.5]}]}
+    space = build_space(spec)
+    slot = space.slots[0]
+    assert [d.label for d in slot.dopants] == ["Al3+", "Ga3+"]
+    assert {label for label, _ in slot.excluded} == {"B3+", "La3+"}
+    assert all(m > 0.35 for _, m in slot.excluded) and all(m <= 0.35 for m in slot.mismatch)
+    enum = enumerate_space(space)
+    assert enum.design.loc[enum.design["slot1_dopant"] == NONE, "radius_mismatch"].eq(0).all()
+    assert enum.design["radius_mismatch"].between(0, 0.35).all()
+    with pytest.raises(SpaceError, match="every dopant exceeds"):
+        build_space({**spec, "sites": [{"host": "Ge", "dopants": ["La"], "levels": [0, 1, 0.5]}]})
+    with pytest.raises(SpaceError, match="max_radius_mismatch"):
+        build_space({**spec, "max_radius_mismatch": -1})

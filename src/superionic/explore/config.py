@@ -24,6 +24,9 @@ class ExploreConfig:
     # host element -> oxidation state; the rest from pymatgen's best charge-neutral guess
     oxidation_states: dict[str, float] = field(default_factory=dict)
     sites: list[SiteConfig] = MISSING
+    # leave out dopants whose ionic radius differs from the replaced ion's by more
+    # than this fraction (null: keep all; the mismatch is a column either way)
+    max_radius_mismatch: float | None = None
     # training materials of this structure family are projected onto the map
     family: str | None = None
     # rows re-scored by the full GB + LightGBM ensemble: the top of the ranking, and a

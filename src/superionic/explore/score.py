@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from superionic.data import columns as D
-from superionic.explore.space import COMPOSITION, N_DOPANTS, Enumeration
+from superionic.explore.space import COMPOSITION, N_DOPANTS, RADIUS_MISMATCH, Enumeration
 
 P_ENSEMBLE = "p_ensemble"
 P_ENSEMBLE_STD = "p_ensemble_std"
@@ -27,6 +27,7 @@ ENSEMBLE_LABEL = "ensemble_label"
 NEAREST = "nearest_training"
 RANK = "rank"
 ENUM_ROW = "enum_row"  # row of the enumeration (and of its descriptor table)
+MEASURED_SIGMA = "measured_sigma"  # S/cm, where the composition is a training material
 
 
 def z_order_amounts(amounts: np.ndarray, elements: Sequence[str]) -> np.ndarray:
@@ -152,14 +153,16 @@ def known_points(
     hit = distance[:, 0] <= tolerance
     where = pd.Series(np.arange(len(ranked)), index=ranked[ENUM_ROW].to_numpy())
     matched = ranked.iloc[where.loc[index[hit, 0]].to_numpy()].reset_index(drop=True)
-    design_cols = [c for c in enum.design.columns if c not in (COMPOSITION, N_DOPANTS)]
+    design_cols = [c for c in enum.design.columns if c not in (COMPOSITION, N_DOPANTS, RADIUS_MISMATCH)]
     out = pd.DataFrame({
         "measured": pool[D.REDUCED_FORMULA].to_numpy()[hit],
+        D.FAMILY: pool[D.FAMILY].to_numpy()[hit],
         "sigma_S_cm": pool[D.SIGMA].to_numpy(dtype=float)[hit],
         "measured_label": pool[D.LABEL].to_numpy()[hit].astype(int),
         "grid_point": matched[COMPOSITION].to_numpy(),
         **{c: matched[c].to_numpy() for c in [*design_cols, N_DOPANTS]},
         P_CALIBRATED: matched[P_CALIBRATED].to_numpy(),
         RANK: matched[RANK].to_numpy(),
+        ENUM_ROW: matched[ENUM_ROW].to_numpy(),
     })
     return out.sort_values([N_DOPANTS, *design_cols, "measured"]).reset_index(drop=True)

@@ -18,6 +18,11 @@ Charge compensation (stated, not guessed), for x dopant D^(qD) on a host H^(qH):
 Every enumerated composition is charge-neutral with the stated states by
 construction and is checked again; rows that would need a negative amount
 (over-substituted site, negative Li) are dropped and counted, never silently.
+
+Size: each dopant's ionic-radius mismatch with the ion it replaces,
+|r_D - r_H| / r_H (pymatgen's Shannon radii), is a column of the table; with
+``max_radius_mismatch`` set, dopants above it are left out of their slot and
+listed, so a ranking is not led by substitutions the lattice will not take.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ NONE = "none"
 # columns of the design table
 COMPOSITION = "composition"
 N_DOPANTS = "n_dopants"
+RADIUS_MISMATCH = "radius_mismatch"  # largest |r_D - r_H| / r_H over the row's dopants
 SLOT_DOPANT = "slot{}_dopant"
 SLOT_LEVEL = "slot{}_x"
 _CHARGED = re.compile(r"^([A-Z][a-z]?)(?:(\d*)([+-]))?$")
@@ -62,6 +68,8 @@ class Slot:
     host_charge: float
     dopants: tuple[Dopant, ...]
     levels: np.ndarray  # amounts per formula unit, all > 0
+    mismatch: tuple[float, ...]  # radius mismatch of each dopant (NaN: no radius known)
+    excluded: tuple[tuple[str, float], ...] = ()  # (dopant, mismatch) left out by max_radius_mismatch
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,22 @@ def _parse_dopant(text: str, host_charge: float, key: str) -> list[Dopant]:
     return [Dopant(element, float(q)) for q in states]
 
 
+def radius_mismatch(dopant: Dopant, host: str, host_charge: float) -> float:
+    """|r_D - r_H| / r_H from pymatgen's ionic radii; NaN when either radius is unknown."""
+    import warnings
+
+    from pymatgen.core import Species
+
+    with warnings.catch_warnings():
+        # pymatgen notes when it falls back to low-spin radii (Cr3+); the value is still a radius
+        warnings.filterwarnings("ignore", message="No default ionic radius")
+        radii = [Species(el, q).ionic_radius for el, q in ((dopant.element, dopant.charge), (host, host_charge))]
+    if any(r is None for r in radii):
+        return float("nan")
+    r_d, r_h = (float(r) for r in radii)
+    return abs(r_d - r_h) / r_h
+
+
 def _host_states(host: Mapping[str, float], overrides: Mapping[str, float], formula: str) -> dict[str, float]:
     """One oxidation state per host element: the overrides, the rest from pymatgen's best guess."""
     from pymatgen.core import Composition
@@ -155,6 +179,9 @@ def build_space(spec: Mapping[str, Any]) -> DopingSpace:
     if compensation == "li" and "Li" not in host:
         raise SpaceError(f"explore.compensation: 'li' needs Li in the host {formula}")
     charges = _host_states(host, dict(spec.get("oxidation_states") or {}), formula)
+    limit = spec.get("max_radius_mismatch")
+    if limit is not None and not float(limit) > 0:
+        raise SpaceError(f"explore.max_radius_mismatch: must be > 0 or null, got {limit}")
     slots_spec = list(spec.get("sites") or [])
     if not slots_spec:
         raise SpaceError("explore.sites: no substitution site given")
@@ -183,10 +210,18 @@ def build_space(spec: Mapping[str, Any]) -> DopingSpace:
                                  "with compensation 'site_vacancy' (vacancies only offset a higher charge)")
         if len(set(dopants)) != len(dopants):
             raise SpaceError(f"{key}.dopants: listed twice: {[d.label for d in dopants]}")
+        mismatch = [radius_mismatch(d, element, q_host) for d in dopants]
+        excluded = tuple((d.label, m) for d, m in zip(dopants, mismatch, strict=True)
+                         if limit is not None and m > float(limit))
+        kept = [(d, m) for d, m in zip(dopants, mismatch, strict=True) if d.label not in dict(excluded)]
+        if not kept:
+            raise SpaceError(f"{key}.dopants: every dopant exceeds max_radius_mismatch {limit} "
+                             f"({', '.join(f'{d} {m:.0%}' for d, m in excluded)})")
+        dopants, mismatch = [d for d, _ in kept], [m for _, m in kept]
         levels = levels_from_range(site.get("levels") or [], f"{key}.levels")
         if levels.max() > host[element] + _TOL:
             raise SpaceError(f"{key}.levels: up to {levels.max():g} but the host has only {host[element]:g} {element}")
-        slots.append(Slot(element, q_host, tuple(dopants), levels))
+        slots.append(Slot(element, q_host, tuple(dopants), levels, tuple(mismatch), excluded))
     return DopingSpace(formula, host, charges, tuple(slots), compensation)
 
 
@@ -216,7 +251,8 @@ def enumerate_space(space: DopingSpace) -> Enumeration:
         x = np.concatenate([[0.0], np.tile(slot.levels, len(slot.dopants))])
         q_d = np.concatenate([[slot.host_charge], np.repeat([d.charge for d in slot.dopants], len(slot.levels))])
         label = np.array([NONE] + [d.label for d in slot.dopants for _ in slot.levels], dtype=object)
-        options.append((d_col, x, q_d, label))
+        size = np.concatenate([[0.0], np.repeat(slot.mismatch, len(slot.levels))])
+        options.append((d_col, x, q_d, label, size))
     grids = np.meshgrid(*[np.arange(len(o[0])) for o in options], indexing="ij")
     picks = [g.ravel() for g in grids]
     n = len(picks[0])
@@ -226,7 +262,10 @@ def enumerate_space(space: DopingSpace) -> Enumeration:
     li = column.get(("Li", 1.0))
     rows = np.arange(n)
     design: dict[str, Any] = {}
-    for k, (slot, (d_col, x, q_d, label), pick) in enumerate(zip(space.slots, options, picks, strict=True), start=1):
+    worst = np.zeros(n)
+    for k, (slot, (d_col, x, q_d, label, size), pick) in enumerate(zip(space.slots, options, picks, strict=True),
+                                                                    start=1):
+        worst = np.fmax(worst, size[pick])
         xs, qs, cols = x[pick], q_d[pick], d_col[pick]
         host_col = column[(slot.host, slot.host_charge)]
         if space.compensation == "site_vacancy":
@@ -255,6 +294,7 @@ def enumerate_space(space: DopingSpace) -> Enumeration:
     unbalanced = keep & (np.abs(charge) > 1e-6)
     if unbalanced.any():  # construction guarantees neutrality: a failure here is a bug, not an input problem
         raise AssertionError(f"{int(unbalanced.sum())} enumerated compositions carry charge, e.g. {charge[unbalanced][:3]}")
+    design[RADIUS_MISMATCH] = worst
     design_frame = pd.DataFrame(design)[keep].reset_index(drop=True)
     species_amounts = amounts[keep]
     # the same composition reached through two slots (one dopant listed on two slots of one host) is kept once

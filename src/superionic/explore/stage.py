@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from superionic.data import columns as D
 from superionic.explore import score as S
 from superionic.explore.space import (
     COMPOSITION,
     N_DOPANTS,
     NONE,
+    RADIUS_MISMATCH,
     SLOT_DOPANT,
     SLOT_LEVEL,
     DopingSpace,
@@ -87,7 +89,13 @@ def explore(spec: Any, deployed: Any, ensemble: Any, train: pd.DataFrame, seed: 
         ranked[col] = pd.Series(scored[col].to_numpy(), index=scored.index).reindex(ranked.index)
     seconds["ensemble"] = time.perf_counter() - mark
     seconds["ensemble_rows"] = float(len(scored))
-    known = S.known_points(enum, ranked, train, spec.get("family"), MATCH_TOLERANCE)
+    # every training material on the grid marks its row (a rediscovery, not a new candidate);
+    # the report and figure show the configured family's
+    known = S.known_points(enum, ranked, train, None, MATCH_TOLERANCE)
+    measured = known.groupby(S.ENUM_ROW)["sigma_S_cm"].max() if len(known) else pd.Series(dtype=float)
+    ranked[S.MEASURED_SIGMA] = ranked[S.ENUM_ROW].map(measured)
+    if spec.get("family") is not None and len(known):
+        known = known[known[D.FAMILY] == spec["family"]].reset_index(drop=True)
     seconds["total"] = time.perf_counter() - start
     return Exploration(space, enum, ranked, known, faithfulness, seconds)
 
@@ -114,10 +122,23 @@ def metrics(result: Exploration) -> dict[str, Any]:
         "in_domain_share": float(r[IN_DOMAIN].mean()),
         "abstain_share": float(r[ABSTAIN].mean()),
         "best": {"composition": r[COMPOSITION].iloc[0], P_CALIBRATED: float(r[P_CALIBRATED].iloc[0])},
+        "best_new": _best_new(r),
+        "training_materials_on_grid": int(r[S.MEASURED_SIGMA].notna().sum()),
         "ensemble_check": result.faithfulness,
         "known_compositions": int(len(known)),
         "known_label_agreement": agree,
     }
+
+
+def _best_new(ranked: pd.DataFrame) -> dict[str, Any]:
+    """The highest-ranked composition that is not a training material, answered and in domain."""
+    from superionic.models.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED
+
+    new = ranked[ranked[S.MEASURED_SIGMA].isna() & ~ranked[ABSTAIN] & ranked[IN_DOMAIN]]
+    if new.empty:
+        return {}
+    row = new.iloc[0]
+    return {"composition": row[COMPOSITION], S.RANK: int(row[S.RANK]), P_CALIBRATED: float(row[P_CALIBRATED])}
 
 
 def plot_map(result: Exploration, path: Path, dpi: int = 110) -> Path:
@@ -136,7 +157,8 @@ def plot_map(result: Exploration, path: Path, dpi: int = 110) -> Path:
         others = [SLOT_DOPANT.format(j) for j in range(1, len(slots) + 1) if j != k]
         alone = r[(r[others] == NONE).all(axis=1)] if others else r
         undoped = alone[alone[SLOT_DOPANT.format(k)] == NONE]
-        colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(slot.dopants), 2)))
+        palette = plt.get_cmap("tab10" if len(slot.dopants) <= 10 else "tab20")
+        colors = [palette(i % palette.N) for i in range(len(slot.dopants))]
         for color, dopant in zip(colors, slot.dopants, strict=False):
             line = pd.concat([undoped, alone[alone[SLOT_DOPANT.format(k)] == dopant.label]])
             line = line.sort_values(SLOT_LEVEL.format(k))
@@ -167,12 +189,21 @@ def report_text(result: Exploration, figures: dict[str, Any], spec: Any, figure_
     from superionic.reports.markdown import table
 
     space = result.space
-    slot_lines = [f"| {k} | {s.host}{s.host_charge:+g} | {', '.join(d.label for d in s.dopants)} | "
+    slot_lines = [f"| {k} | {s.host}{s.host_charge:+g} | "
+                  + ", ".join(f"{d.label} ({m:.0%})" for d, m in zip(s.dopants, s.mismatch, strict=True))
+                  + f" | {', '.join(f'{d} ({m:.0%})' for d, m in s.excluded) or '—'} | "
                   f"{s.levels.min():g}–{s.levels.max():g} ({len(s.levels)} levels) |"
                   for k, s in enumerate(space.slots, start=1)]
+    limit = spec.get("max_radius_mismatch")
+    size_rule = (f"Dopants whose ionic radius differs from the replaced ion's by more than {limit:.0%} "
+                 "(pymatgen's Shannon radii) are left out; the percentages are each dopant's mismatch."
+                 if limit is not None else
+                 "No size rule (`max_radius_mismatch: null`); the percentages are each dopant's ionic-radius "
+                 "mismatch with the ion it replaces.")
     dropped = ", ".join(f"{n} {why}" for why, n in result.enum.dropped.items()) or "none"
     r = result.ranked
-    top = r.head(20)[[S.RANK, COMPOSITION, P_CALIBRATED, P_SPREAD, ABSTAIN, IN_DOMAIN, S.P_ENSEMBLE, S.NEAREST]]
+    top = r.head(20)[[S.RANK, COMPOSITION, P_CALIBRATED, P_SPREAD, ABSTAIN, IN_DOMAIN, S.P_ENSEMBLE, RADIUS_MISMATCH,
+                      S.MEASURED_SIGMA, S.NEAREST]]
     check = figures["ensemble_check"]
     known = result.known
     lines = [
@@ -187,9 +218,11 @@ def report_text(result: Exploration, figures: dict[str, Any], spec: Any, figure_
         + ", ".join(f"{el}{q:+g}" for el, q in space.charges.items())
         + f"; charge compensation **{space.compensation}** (rules in `superionic.explore.space`).",
         "",
-        "| slot | replaces | dopants | amount per formula unit |",
-        "|---|---|---|---|",
+        "| slot | replaces | dopants (radius mismatch) | left out by the size rule | amount per formula unit |",
+        "|---|---|---|---|---|",
         *slot_lines,
+        "",
+        size_rule,
         "",
         f"Grid: {space.size} combinations; kept **{figures['compositions']}**, dropped: {dropped}. "
         "Every kept composition is charge-neutral with the stated states.",
@@ -203,7 +236,13 @@ def report_text(result: Exploration, figures: dict[str, Any], spec: Any, figure_
         f"applicability domain. In domain: {figures['in_domain_share']:.1%} of the space; abstain: "
         f"{figures['abstain_share']:.1%}.",
         "",
-        table(top, floatfmt=".3f"),
+        table(top, floatfmt=".3g"),
+        "",
+        f"`measured_sigma` marks training materials on the grid ({figures['training_materials_on_grid']} in the "
+        "space): rediscoveries, not candidates. "
+        + (f"The best new composition that is answered and in domain is **{figures['best_new']['composition']}** "
+           f"(rank {figures['best_new']['rank']}, P = {figures['best_new']['p_calibrated']:.3f})."
+           if figures["best_new"] else "No new composition is answered with confidence inside the domain."),
         "",
         f"The full table is `{spec['table']}` (DVC output); the top {spec['ranked_rows']} with their nearest "
         f"training materials are in `{spec['report_dir']}/{RANKED_CSV}`.",
