@@ -215,3 +215,11 @@ def test_size_rule_leaves_out_mismatched_dopants_and_says_which():
         build_space({**spec, "sites": [{"host": "Ge", "dopants": ["La"], "levels": [0, 1, 0.5]}]})
     with pytest.raises(SpaceError, match="max_radius_mismatch"):
         build_space({**spec, "max_radius_mismatch": -1})
+
+
+def test_cli_refuses_unknown_spec_keys(tmp_path, capsys):
+    spec = tmp_path / "space.yaml"
+    spec.write_text("host: Li3YCl6\nsites: [{host: Y, dopants: [Zr], levels: [0, 1, 0.1]}]\nbogus: 1\n",
+                    encoding="utf-8")
+    assert stage.main(["--spec", str(spec), "-o", str(tmp_path / "out")]) == 2
+    assert "unknown key(s) ['bogus']" in capsys.readouterr().err

@@ -372,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     spec = OmegaConf.to_container(cfg.explore, resolve=True)
+    # the configured family belongs to the configured host: your space names its own, or none
+    spec["family"] = None
     try:
         if args.spec:
             user = OmegaConf.to_container(OmegaConf.load(args.spec), resolve=True)
@@ -387,8 +389,6 @@ def main(argv: list[str] | None = None) -> int:
             spec["compensation"] = args.compensation
         out = Path(args.output_dir)
         spec.update(table=str(out / "space.parquet"), report_dir=str(out), report=str(out / "explore.md"))
-        if args.host and not args.spec:
-            spec["family"] = None  # the configured family belongs to the configured host
         build_space(spec)  # a bad spec fails here, before any model is loaded
         deployed, ensemble = _load_models(cfg)
         result = explore(spec, deployed, ensemble, _training_table(cfg), int(cfg.seed))
