@@ -266,7 +266,7 @@ def report_text(result: Exploration, figures: dict[str, Any], spec: Any, figure_
             "in the model's training data, so this is a consistency check of the map, not a test: the "
             "grouped-CV figures in `reports/generalization.md` are the honest accuracy.",
             "",
-            table(known, floatfmt=".3g"),
+            table(known.drop(columns=[S.ENUM_ROW, D.FAMILY]), floatfmt=".3g"),
             "",
         ]
     else:
