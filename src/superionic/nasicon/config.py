@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from omegaconf import MISSING
+
 
 def _default_unary() -> list[str]:
     # The SISSO operator set without the trigonometric/Cauchy ones (sin, cos,
@@ -56,6 +58,11 @@ class DescriptorConfig:
     hinge_c: float = 1.0
     # Threads for the numba pair search.
     n_jobs: int = 2
+    # SISSO residual rounds (stage nasicon-sisso): SIS pool size per round,
+    # and the largest descriptor dimension searched (1..3). The control
+    # without residual rounds searches one pool of max_dimension * this size.
+    residual_pool_size: int = MISSING
+    max_dimension: int = MISSING
 
 
 @dataclass
@@ -71,6 +78,9 @@ class NasiconPaths:
     svc_predictions: str = "data/nasicon/svc_predictions.csv"
     experimental: str = "reports/nasicon/experimental_check.csv"
     report: str = "reports/nasicon.md"
+    sisso_table: str = MISSING
+    sisso_metrics: str = MISSING
+    sisso_descriptor: str = MISSING
     figures: str = "reports/nasicon/figures"
     # Wall times per stage (kept apart from the metrics, which must be
     # bit-identical for the same configuration).
