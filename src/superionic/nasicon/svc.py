@@ -233,6 +233,8 @@ def run_svc(
         metrics[name] = {
             **{f"t{k}": e for k, e in enumerate(names, start=1)}, "dimension": len(names), **res["cv"],
             **{k: res[k] for k in ("full_train_accuracy", "test_accuracy", "test_macro_f1", "test_f1_stable", "equation_agrees_with_model")},
+            # Recall on the experimental compositions means little without it.
+            "predicted_stable_fraction": float(np.mean(res["pred"])),
             "boundary": _boundary_dict(res["boundary"], names),
         }
         for k in range(x.shape[1]):
