@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"))
     parser.add_argument("--complexity", type=int, default=2)
     parser.add_argument("--sis-size", type=int, default=2000)
+    parser.add_argument("--basis", type=int, default=0,
+                        help="descriptor.last_rung_basis (rung 3: --complexity 3 --basis 2000)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sisso", action="store_true", help="also time the residual rounds and the 3D search")
     parser.add_argument("--pool-size", type=int, default=None, help="SIS pool per residual round (default: config)")
@@ -38,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     set_num_threads(args.threads)
     cfg = compose([f"data_dir={Path(args.data_dir).resolve()}", f"descriptor.complexity={args.complexity}",
-                   f"descriptor.sis_size={args.sis_size}"])
+                   f"descriptor.sis_size={args.sis_size}", f"descriptor.last_rung_basis={args.basis}"])
     raw = nd.load_raw(Path(cfg.data_dir))
     data, _ = nd.assemble(raw["train"], raw["test"], raw["train_2d"], raw["test_2d"], raw["features"], raw["exp"],
                           0.0, 0.2, 3.0, int(cfg.seed))
@@ -56,8 +59,12 @@ def main() -> None:
     t = time.perf_counter()
     res = build_and_screen(x, names, y_sis, params_from_cfg(cfg), seed=int(cfg.seed))
     dt = time.perf_counter() - t
-    print(f"feature generation + SIS: complexity {args.complexity}, {res.n_candidates:,} candidates "
-          f"({res.n_unique_valid:,} valid, distinct) in {dt:.1f} s = {res.n_candidates / dt:,.0f} features/s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"feature generation + SIS: complexity {args.complexity} (basis {args.basis or 'full'}), "
+          f"{res.n_candidates:,} candidates ({res.n_unique_valid:,} valid, distinct) in {dt:.1f} s "
+          f"= {res.n_candidates / dt:,.0f} features/s; peak resident memory so far {peak:,.0f} MiB")
+    for rung, c in res.counts.items():
+        print(f"  rung {rung}: {c['candidates']:,} candidates, {c['valid']:,} valid and distinct")
 
     z = standardize(res.values, n_fit)
     val = np.flatnonzero(data[nd.ROLE].to_numpy() == "validation")

@@ -37,6 +37,10 @@ class DescriptorConfig:
     # A feature whose std on the fit rows is below this fraction of its
     # largest |value| counts as constant and is skipped.
     min_rel_std: float = 1.0e-9
+    # 0: the full space. N > 0 (complexity >= 2): the rung below the last is
+    # streamed like the last one and only its N best by |r| are combined by
+    # the last rung (with every lower rung) -- how rung 3 fits in memory.
+    last_rung_basis: int = MISSING
     # Candidate features generated and scored per block.
     chunk_size: int = 2048
     # Upper bound on the memory of the materialized lower rungs (MiB); a

@@ -204,6 +204,11 @@ def render(cfg: DictConfig) -> tuple[str, list[Path]]:
           "with at least one new one. The paper's t1 = cbrt(NNa) + AnionChgStd^2 and t2 = EWald^2*(XWithNa*RDiffStd) "
           "have three operators each (complexity 3 if complexity counted operators) but are rung 2, so they lie "
           "inside the default space:", ""]
+    if sm.get("last_rung_basis", 0) > 0 and sm["complexity"] >= 2:
+        L[-1:-1] = ["", f"Screened basis (`descriptor.last_rung_basis = {sm['last_rung_basis']:,}`): rung "
+                    f"{sm['complexity'] - 1} is streamed and scored like the last rung, and only its "
+                    f"{sm['last_rung_basis']:,} best features by |r| are combined by rung {sm['complexity']} (with "
+                    "every lower rung); rung-3 candidates of the full space (~10^11) are out of reach."]
     for k, v in sm["paper_descriptor"].items():
         L.append(f"- {k}: in space: {v['in_space']}; |r| = {v['abs_r']:.4f}, rank {v['rank_by_abs_r']:,} by |r| "
                  f"(in the SIS top {sm['sis_size']}: {v['in_sis']}).")
