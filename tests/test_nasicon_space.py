@@ -192,3 +192,22 @@ def test_rung3_on_a_screened_basis_finds_a_planted_rung3_feature():
     # Without a basis the same space does not fit the memory bound.
     with pytest.raises(ValueError, match="descriptor.last_rung_basis"):
         build_and_screen(prim, [f"a{i}" for i in range(5)], y[:200], _params(complexity=3, max_materialized_mib=1))
+
+
+def test_fingerprint_set_matches_a_python_set():
+    from superionic.nasicon.space import FingerprintSet
+
+    rng = np.random.default_rng(9)
+    store, ref = FingerprintSet(), set()
+    for size in rng.integers(0, 300, 60):
+        block = rng.integers(-500, 500, size).astype(np.int64)
+        expected = []
+        for f in block.tolist():
+            expected.append(f not in ref)
+            ref.add(f)
+        np.testing.assert_array_equal(store.add_new(block), expected)
+    assert len(store) == len(ref)
+    probe = np.arange(-600, 600, dtype=np.int64)
+    np.testing.assert_array_equal(store.contains(probe), [int(p) in ref for p in probe])
+    # Runs stay sorted and few.
+    assert all(np.all(np.diff(r) > 0) for r in store.runs) and len(store.runs) <= 12

@@ -356,6 +356,47 @@ def _fmt(kind: int, name: str, ea: str, eb: str | None) -> str:
     return UNARY[name].fmt(ea) if kind == SRC_UNARY else BINARY[name].fmt(ea, eb)
 
 
+class FingerprintSet:
+    """The fingerprints of the features seen so far, 8 bytes each.
+
+    A Python set of ~10^7 ints (rung 3) takes over a gigabyte; this keeps
+    sorted int64 runs whose sizes at least double from one run to the one
+    before it (merged as they fill up, like a log-structured merge tree), so
+    memory is 8 bytes per feature and a block needs one binary search per run
+    (O(log n) runs).
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.runs)
+
+    def contains(self, fp: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(fp), dtype=bool)
+        for run in self.runs:
+            pos = np.minimum(np.searchsorted(run, fp), len(run) - 1)
+            found |= run[pos] == fp
+        return found
+
+    def add_new(self, fp: np.ndarray) -> np.ndarray:
+        """Add ``fp`` (in order); True where a value is new: not seen before nor earlier in ``fp``."""
+        fp = np.asarray(fp, dtype=np.int64)
+        if len(fp) == 0:
+            return np.zeros(0, dtype=bool)
+        uniq, first = np.unique(fp, return_index=True)
+        fresh = ~self.contains(uniq)
+        new = np.zeros(len(fp), dtype=bool)
+        new[first[fresh]] = True
+        run = uniq[fresh]
+        while self.runs and len(run) > 0 and len(self.runs[-1]) <= 2 * len(run):
+            run = np.concatenate([self.runs.pop(), run])
+            run.sort(kind="stable")
+        if len(run):
+            self.runs.append(run)
+        return new
+
+
 class _TopK:
     """Running top-k by |r|; ties broken by generation order (deterministic)."""
 
@@ -430,7 +471,7 @@ def build_and_screen(
     unary_index = {n: i for i, n in enumerate(UNARY)}
     binary_index = {n: i for i, n in enumerate(BINARY)}
     counts: dict[str, dict[str, int]] = {}
-    seen: set[int] = set()
+    seen = FingerprintSet()
     top = _TopK(params.sis_size)
     order = 0
     probe_abs: dict[str, float] = {}
@@ -450,12 +491,8 @@ def build_and_screen(
 
     def dedup(status: np.ndarray, fp: np.ndarray) -> None:
         # First occurrence in generation order wins: simpler expressions come first.
-        for idx in np.flatnonzero(status == VALID).tolist():
-            f = int(fp[idx])
-            if f in seen:
-                status[idx] = DUPLICATE
-            else:
-                seen.add(f)
+        idx = np.flatnonzero(status == VALID)
+        status[idx[~seen.add_new(fp[idx])]] = DUPLICATE
 
     def score(status: np.ndarray, r: np.ndarray, rec: np.ndarray) -> np.ndarray:
         nonlocal order
@@ -588,7 +625,7 @@ def build_and_screen(
     probes_out: dict[str, dict[str, float | bool | int]] = {}
     for pname in probe_abs:
         probes_out[pname] = {
-            "in_space": probe_fp[pname] in seen,
+            "in_space": bool(seen.contains(np.array([probe_fp[pname]], dtype=np.int64))[0]),
             "abs_r": probe_abs[pname],
             "rank_by_abs_r": probe_above[pname] + 1,
             "in_sis": probe_above[pname] + 1 <= params.sis_size,
