@@ -139,7 +139,7 @@ def render(cfg: DictConfig) -> tuple[str, list[Path]]:
           f"(|r| against the {sm['sis_target']} target, {sm['abs_r_last']:.3f} to {sm['abs_r_best']:.3f}).",
           f"- All {mm['n_pairs']:,} pairs ranked exactly on {mm['n_validation']} validation compounds.",
           f"- Wall times of this run: `{p.timings}/` (kept out of git, they change with every run) and the "
-          "MLflow runs `nasicon-sis` / `nasicon-mlr`; throughput on an idle machine: "
+          "MLflow runs `nasicon-sis` / `nasicon-mlr` / `nasicon-sisso`; throughput on an idle machine: "
           "`benchmarks/nasicon_search.py`.", ""]
     q, s, pp = vm["sisso"], vm["search"], vm["paper"]
     qc = qm["chosen"]
@@ -244,7 +244,8 @@ def render(cfg: DictConfig) -> tuple[str, list[Path]]:
           "The best of two million validation scores is optimistic; the test column is the unbiased check. "
           "SIS ranks features by their marginal correlation, so a feature that only helps in combination (the "
           f"paper's t2 ranks {sm['paper_descriptor']['paper_t2']['rank_by_abs_r']:,} by |r|) never reaches the pair "
-          "search; SISSO's answer is a second SIS round on the residual of the best 1D model, not done here.", "",
+          "search; SISSO's answer, SIS rounds on the residual of the best lower-dimensional model, is the section "
+          "after this one.", "",
           "| # | t1 | t2 | val acc | fit acc | test acc | F1 val | F1 test | hinge val acc |", "|---|---|---|---|---|---|---|---|---|"]
     for _, r in top.head(10).iterrows():
         L.append(f"| {r['rank']} | `{r['feature_1']}` | `{r['feature_2']}` | {_pct(r['val_ranking_accuracy'])} | "

@@ -53,6 +53,7 @@ from superionic.nasicon.ranking import (
     direction,
     direction3,
     pair_search,
+    rankrls_inputs,
     ranking_accuracy,
     single_search,
     standardize,
@@ -141,8 +142,6 @@ def l0_search(z: np.ndarray, y: np.ndarray, n_fit: int, dimension: int, ridge: f
 
 def weights(z_fit: np.ndarray, y_fit: np.ndarray, index: tuple[int, ...], ridge: float) -> np.ndarray:
     """The search kernels' (unnormalized) RankRLS direction of a descriptor, same arithmetic."""
-    from superionic.nasicon.ranking import rankrls_inputs
-
     gram, rho = rankrls_inputs(z_fit, y_fit)
     if len(index) == 1:
         return np.array([rho[index[0]]])
