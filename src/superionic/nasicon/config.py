@@ -2,7 +2,8 @@
 
 Defaults here mirror ``conf/descriptor/paper.yaml`` and the ``nasicon:``
 section of ``conf/config.yaml``; the YAML files are the source of truth and
-these dataclasses make misspelt keys fail.
+these dataclasses make misspelt keys fail. Keys added since carry no default
+(``MISSING``): their one value is in the YAML, and a missing one fails.
 """
 
 from __future__ import annotations
