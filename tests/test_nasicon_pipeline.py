@@ -24,6 +24,8 @@ def _cfg(tmp_path: Path):
     OmegaConf.update(cfg, "descriptor.sis_size", 40)
     OmegaConf.update(cfg, "descriptor.top_n", 3)
     OmegaConf.update(cfg, "descriptor.hinge_pairs", 2000)
+    OmegaConf.update(cfg, "descriptor.residual_pool_size", 8)
+    OmegaConf.update(cfg, "descriptor.max_dimension", 3)
     for key, value in cfg.nasicon.paths.items():
         OmegaConf.update(cfg, f"nasicon.paths.{key}", str(tmp_path / Path(value)))
     return cfg
@@ -41,10 +43,10 @@ def test_defaults_mirror_schema_and_reject_typos():
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA_DIR / "nasicon").is_dir(), reason="raw data not present")
 def test_stages_end_to_end(tmp_path):
-    from superionic.nasicon import data, mlr, report, sis, svc
+    from superionic.nasicon import data, mlr, report, sis, sisso, svc
 
     cfg = _cfg(tmp_path)
-    for module in (data, sis, mlr, svc, report):
+    for module in (data, sis, mlr, sisso, svc, report):
         module.run_stage(cfg)
     p = cfg.nasicon.paths
     table = pd.read_parquet(p.data)
@@ -58,14 +60,20 @@ def test_stages_end_to_end(tmp_path):
     assert np.load(p.sis_matrix).shape == (40, 3881)
     mm = json.loads(Path(p.mlr_metrics).read_text())
     assert mm["n_pairs"] == 40 * 39 // 2
+    qm = json.loads(Path(p.sisso_metrics).read_text())
+    assert [r["union"] for r in qm["rounds"]] == [8, 16, 24]
+    assert len(qm["descriptors"]) == 3 + 3 + 2
+    table = pd.read_csv(p.sisso_table)
+    assert table["chosen"].sum() == 1
     vm = json.loads(Path(p.svc_metrics).read_text())
-    for name in ("search", "paper"):
+    assert vm["sisso"]["dimension"] == qm["chosen"]["dimension"]
+    for name in ("sisso", "search", "paper"):
         assert vm[name]["equation_agrees_with_model"] is True
         assert 0.5 < vm[name]["val_accuracy_mean"] < 1
     assert vm["experimental_recall"]["all"]["n"] == 32
     text = Path(p.report).read_text()
-    assert "Best 2D descriptor found" in text
-    assert all(Path(p.figures, f"fig5{a}_{n}.png").exists() for a in "ab" for n in ("search", "paper"))
+    assert "Best 2D descriptor of the all-pairs search" in text and "SISSO residual rounds, 1D to 3D" in text
+    assert all(Path(p.figures, f"fig5{a}_{n}.png").exists() for a in "ab" for n in ("sisso", "search", "paper"))
     # Deterministic: the data and SIS stages give identical outputs again.
     before = (Path(p.data_metrics).read_text(), Path(p.sis_metrics).read_text(), Path(p.mlr_top).read_text())
     for module in (data, sis, mlr):

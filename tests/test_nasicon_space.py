@@ -159,3 +159,55 @@ def test_duplicate_primary_is_named():
     res = build_and_screen(prim, ["a", "b", "c"], rng.standard_normal(30), _params(complexity=0, sis_size=2))
     assert res.primary_duplicates == {"c": "a"}
     assert res.counts["0"]["duplicate"] == 1
+
+
+def test_streamed_basis_holding_the_whole_rung_reproduces_the_full_space():
+    rng = np.random.default_rng(7)
+    prim = rng.uniform(0.5, 2.0, size=(4, 120))
+    y = prim[0] * prim[1] / (prim[2] + prim[3]) + 0.05 * rng.standard_normal(120)
+    full = build_and_screen(prim, [f"a{i}" for i in range(4)], y[:90], _params(sis_size=25), seed=0)
+    streamed = build_and_screen(prim, [f"a{i}" for i in range(4)], y[:90],
+                                _params(sis_size=25, last_rung_basis=10**6), seed=0)
+    assert streamed.expressions == full.expressions
+    np.testing.assert_array_equal(streamed.values, full.values)
+    np.testing.assert_array_equal(streamed.rung, full.rung)
+    assert streamed.counts == full.counts
+
+
+def test_rung3_on_a_screened_basis_finds_a_planted_rung3_feature():
+    rng = np.random.default_rng(8)
+    prim = rng.uniform(0.5, 2.0, size=(5, 300))
+    planted = (prim[0] * prim[1] + prim[2] / prim[3]) + prim[4] ** 2  # rung 3
+    y = planted + 0.01 * rng.standard_normal(300)
+    p = _params(complexity=3, last_rung_basis=40, sis_size=5, max_materialized_mib=1,
+                unary_ops=["sq", "inv"], binary_ops=["add", "mul", "div"])
+    res = build_and_screen(prim, [f"a{i}" for i in range(5)], y[:200], p, seed=0)
+    assert res.rung[0] == 3 and abs(res.r[0]) > 0.999
+    np.testing.assert_allclose(np.corrcoef(res.values[0], planted)[0, 1] ** 2, 1.0, atol=1e-9)
+    c = res.counts
+    assert set(c) == {"0", "1", "2", "3"}
+    # Rung 3 combines the 40 kept rung-2 features with the 5 + rung-1 lower ones only.
+    n_low = c["0"]["valid"] + c["1"]["valid"]
+    assert c["3"]["candidates"] == count_candidates(n_low + 40, n_low, p)
+    # Without a basis the same space does not fit the memory bound.
+    with pytest.raises(ValueError, match="descriptor.last_rung_basis"):
+        build_and_screen(prim, [f"a{i}" for i in range(5)], y[:200], _params(complexity=3, max_materialized_mib=1))
+
+
+def test_fingerprint_set_matches_a_python_set():
+    from superionic.nasicon.space import FingerprintSet
+
+    rng = np.random.default_rng(9)
+    store, ref = FingerprintSet(), set()
+    for size in rng.integers(0, 300, 60):
+        block = rng.integers(-500, 500, size).astype(np.int64)
+        expected = []
+        for f in block.tolist():
+            expected.append(f not in ref)
+            ref.add(f)
+        np.testing.assert_array_equal(store.add_new(block), expected)
+    assert len(store) == len(ref)
+    probe = np.arange(-600, 600, dtype=np.int64)
+    np.testing.assert_array_equal(store.contains(probe), [int(p) in ref for p in probe])
+    # Runs stay sorted and few.
+    assert all(np.all(np.diff(r) > 0) for r in store.runs) and len(store.runs) <= 12

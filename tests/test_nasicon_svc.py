@@ -82,3 +82,21 @@ def test_experimental_recall_counts():
     assert recall["reported"]["search"] == 2 and recall["new"]["search"] == 1
     assert recall["na_poor"]["search"] == 2 and recall["na_rich"]["search"] == 1
     assert len(table) == 8
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_linear_boundary_any_dimension_reproduces_model(d):
+    from superionic.nasicon.svc import LinearBoundary, linear_boundary_of
+
+    rng = np.random.default_rng(d)
+    x = rng.uniform(0, 5, (400, d)) * np.array([1.0, 100.0, 0.01][:d])
+    stable = x @ (np.array([1.0, -0.02, 80.0][:d])) + 0.3 * rng.standard_normal(400) < np.median(x[:, 0])
+    model = make_model(1.0, 0).fit(x, stable)
+    b = linear_boundary_of(model)
+    assert isinstance(b, LinearBoundary) and len(b.coef) == d - 1
+    grid = rng.uniform(-1, 6, (3000, d)) * np.array([1.0, 100.0, 0.01][:d])
+    np.testing.assert_array_equal(b.predict(*grid.T), model.predict(grid))
+    assert f"t{d} {b.relation}" in b.text(*[f"f{k}" for k in range(d)])
+    frame = _frame(x, stable)
+    res = fit_descriptor(x, frame, folds=3, c=1.0, seed=0)
+    assert res["equation_agrees_with_model"]

@@ -38,6 +38,7 @@ STAGES: dict[str, str] = {
     "nasicon-data": "superionic.nasicon.data",
     "nasicon-sis": "superionic.nasicon.sis",
     "nasicon-mlr": "superionic.nasicon.mlr",
+    "nasicon-sisso": "superionic.nasicon.sisso",
     "nasicon-svc": "superionic.nasicon.svc",
     "nasicon-report": "superionic.nasicon.report",
     "aimd": "superionic.md.aimd",

@@ -2,12 +2,15 @@
 
 Defaults here mirror ``conf/descriptor/paper.yaml`` and the ``nasicon:``
 section of ``conf/config.yaml``; the YAML files are the source of truth and
-these dataclasses make misspelt keys fail.
+these dataclasses make misspelt keys fail. Keys added since carry no default
+(``MISSING``): their one value is in the YAML, and a missing one fails.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from omegaconf import MISSING
 
 
 def _default_unary() -> list[str]:
@@ -35,6 +38,10 @@ class DescriptorConfig:
     # A feature whose std on the fit rows is below this fraction of its
     # largest |value| counts as constant and is skipped.
     min_rel_std: float = 1.0e-9
+    # 0: the full space. N > 0 (complexity >= 2): the rung below the last is
+    # streamed like the last one and only its N best by |r| are combined by
+    # the last rung (with every lower rung) -- how rung 3 fits in memory.
+    last_rung_basis: int = MISSING
     # Candidate features generated and scored per block.
     chunk_size: int = 2048
     # Upper bound on the memory of the materialized lower rungs (MiB); a
@@ -56,6 +63,11 @@ class DescriptorConfig:
     hinge_c: float = 1.0
     # Threads for the numba pair search.
     n_jobs: int = 2
+    # SISSO residual rounds (stage nasicon-sisso): SIS pool size per round,
+    # and the largest descriptor dimension searched (1..3). The control
+    # without residual rounds searches one pool of max_dimension * this size.
+    residual_pool_size: int = MISSING
+    max_dimension: int = MISSING
 
 
 @dataclass
@@ -71,6 +83,9 @@ class NasiconPaths:
     svc_predictions: str = "data/nasicon/svc_predictions.csv"
     experimental: str = "reports/nasicon/experimental_check.csv"
     report: str = "reports/nasicon.md"
+    sisso_table: str = MISSING
+    sisso_metrics: str = MISSING
+    sisso_descriptor: str = MISSING
     figures: str = "reports/nasicon/figures"
     # Wall times per stage (kept apart from the metrics, which must be
     # bit-identical for the same configuration).

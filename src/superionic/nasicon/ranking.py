@@ -223,3 +223,140 @@ def pair_search(
     finally:
         set_num_threads(previous)
     return {"first": first, "second": second, "accuracy": out, "gram": gram, "rho": rho}
+
+
+# --- higher dimensions: 1D and 3D descriptors ---------------------------------
+#
+# A 3D descriptor (u, v, w) is scored exactly like a pair: RankRLS direction
+# (R + ridge I)^-1 rho from the fit rows (3x3 now), concordance on the
+# validation rows. The direction is taken as adj(R + ridge I) rho, i.e. up to
+# the positive factor 1/det, as the pair kernel does; a triple whose
+# correlation matrix is (numerically) singular has no unique direction and is
+# skipped and counted.
+
+# det(R + ridge I) below this: the three features are linearly dependent on
+# the fit rows to ~1e-10 (R^2 of one on the other two > 1 - 1e-10).
+DET_MIN = 1.0e-10
+# Pair blocks per thread of the triple kernel: the work of a pair (i, j) is
+# the m - 1 - j third features, so pairs are dealt out round-robin (below)
+# and many blocks keep both threads busy to the end.
+_TRIPLE_BLOCKS_PER_THREAD = 64
+
+
+@njit(cache=True)
+def _direction3(gram, rho, i, j, k, ridge):
+    """adj(R + ridge I) rho for features (i, j, k), and det(R + ridge I)."""
+    a = 1.0 + ridge
+    b = gram[i, j]
+    c = gram[i, k]
+    e = gram[j, k]
+    c00 = a * a - e * e
+    c01 = c * e - a * b
+    c02 = b * e - a * c
+    c11 = a * a - c * c
+    c12 = b * c - a * e
+    c22 = a * a - b * b
+    det = a * c00 + b * c01 + c * c02
+    w0 = c00 * rho[i] + c01 * rho[j] + c02 * rho[k]
+    w1 = c01 * rho[i] + c11 * rho[j] + c12 * rho[k]
+    w2 = c02 * rho[i] + c12 * rho[j] + c22 * rho[k]
+    return w0, w1, w2, det
+
+
+@njit(parallel=True, cache=True)
+def _triple_kernel(zv, rho, gram, first, second, ridge, groups, n_comparable, n_blocks, best_k, best_acc, n_degenerate):
+    """For every pair (i, j), i < j: the best third feature k > j and its accuracy.
+
+    Every triple i < j < k is scored exactly once (under its two smallest
+    indices). Ties go to the smallest k, so the result does not depend on
+    the number of threads.
+    """
+    n_pairs = first.shape[0]
+    m = zv.shape[0]
+    n = zv.shape[1]
+    for blk in prange(n_blocks):
+        score = np.empty(n)
+        work = np.empty(n)
+        tmp = np.empty(n)
+        for p in range(blk, n_pairs, n_blocks):
+            i = first[p]
+            j = second[p]
+            bk = -1
+            ba = -1.0
+            nd = 0
+            for k in range(j + 1, m):
+                w0, w1, w2, det = _direction3(gram, rho, i, j, k, ridge)
+                if det <= DET_MIN:
+                    nd += 1
+                    continue
+                for t in range(n):
+                    score[t] = w0 * zv[i, t] + w1 * zv[j, t] + w2 * zv[k, t]
+                acc = _accuracy(score, work, tmp, groups, n_comparable)
+                if acc > ba:
+                    ba = acc
+                    bk = k
+            best_k[p] = bk
+            best_acc[p] = ba
+            n_degenerate[p] = nd
+
+
+def direction3(gram: np.ndarray, rho: np.ndarray, i: int, j: int, k: int, ridge: float) -> np.ndarray:
+    """The triple kernel's (unnormalized) direction; same arithmetic, so scores tie alike."""
+    w0, w1, w2, det = _direction3(gram, rho, i, j, k, float(ridge))
+    if det <= DET_MIN:
+        raise ValueError(f"features {i}, {j}, {k} are linearly dependent on the fit rows")
+    return np.array([w0, w1, w2])
+
+
+def _validation_inputs(z: np.ndarray, y: np.ndarray, n_fit: int, val: slice, ridge: float):
+    if ridge < 0:
+        raise ValueError(f"descriptor.ranking_ridge must be >= 0, got {ridge}")
+    gram, rho = rankrls_inputs(z[:, :n_fit], y[:n_fit])
+    y_val = y[val]
+    order = np.argsort(y_val, kind="stable")
+    zv = np.ascontiguousarray(z[:, val][:, order])
+    groups, n_comp = tie_groups(y_val[order])
+    return gram, rho, zv, groups, n_comp
+
+
+def single_search(z: np.ndarray, y: np.ndarray, n_fit: int, val: slice, ridge: float = 0.0) -> dict:
+    """Validation ranking accuracy of every feature alone (1D RankRLS: score = rho_i * z_i)."""
+    gram, rho, zv, groups, n_comp = _validation_inputs(z, y, n_fit, val, ridge)
+    work, tmp = np.empty(zv.shape[1]), np.empty(zv.shape[1])
+    acc = np.array([_accuracy(np.ascontiguousarray(rho[i] * zv[i]), work, tmp, groups, n_comp)
+                    for i in range(z.shape[0])])
+    return {"accuracy": acc, "gram": gram, "rho": rho}
+
+
+def triple_search(z: np.ndarray, y: np.ndarray, n_fit: int, val: slice, ridge: float = 0.0, n_jobs: int = 1) -> dict:
+    """Every triple of features as a 3D RankRLS descriptor, scored exactly on the validation rows.
+
+    Returns, per pair (first[p], second[p]), the best third feature
+    ``third[p]`` (-1 if none) and its validation accuracy; the best triple
+    overall is the best of these. ``n_triples`` = C(k, 3), of which
+    ``n_degenerate`` were skipped as linearly dependent.
+    """
+    k = z.shape[0]
+    if k < 3:
+        raise ValueError(f"a 3D search needs at least 3 features, got {k}")
+    gram, rho, zv, groups, n_comp = _validation_inputs(z, y, n_fit, val, ridge)
+    first, second = all_pairs(k)
+    # Pairs whose j is the last feature have no third feature: drop them.
+    keep = second < k - 1
+    first, second = first[keep], second[keep]
+    best_k = np.empty(len(first), dtype=np.int64)
+    best_acc = np.empty(len(first))
+    n_deg = np.empty(len(first), dtype=np.int64)
+    threads = max(1, min(n_jobs, numba_config.NUMBA_NUM_THREADS))
+    n_blocks = max(1, min(len(first), threads * _TRIPLE_BLOCKS_PER_THREAD))
+    previous = get_num_threads()
+    set_num_threads(threads)
+    try:
+        _triple_kernel(zv, rho, gram, first, second, float(ridge), groups, n_comp, n_blocks, best_k, best_acc, n_deg)
+    finally:
+        set_num_threads(previous)
+    return {
+        "first": first, "second": second, "third": best_k, "accuracy": best_acc,
+        "n_triples": k * (k - 1) * (k - 2) // 6, "n_degenerate": int(n_deg.sum()),
+        "gram": gram, "rho": rho,
+    }

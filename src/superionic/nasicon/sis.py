@@ -8,6 +8,7 @@ descriptors afterwards are untouched by every selection step.
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def sis_table(res: SISResult) -> pd.DataFrame:
 def sis_metrics(res: SISResult, cfg: DictConfig) -> dict:
     return {
         "complexity": int(cfg.descriptor.complexity),
+        "last_rung_basis": int(cfg.descriptor.last_rung_basis),
         "sis_size": len(res.expressions),
         "sis_target": str(cfg.descriptor.sis_target),
         "n_candidates": res.n_candidates,
@@ -115,6 +117,8 @@ def run_stage(cfg: DictConfig) -> None:
             "stage_wall_s": round(wall, 2),
             **{k: round(v, 2) for k, v in res.timings.items()},
             "features_per_s": round(res.n_candidates / res.timings["generate_and_sis_s"], 1),
+            # Peak resident memory of the process (Linux: KiB).
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
         write_json(timings, Path(paths.timings) / "sis.json")
         log_metrics({**metrics, "timing": timings})

@@ -12,6 +12,15 @@ Every rung below C is held in memory (a few hundred features); the last rung
 each block is validated, deduplicated and scored, and only the running
 top-k by |Pearson r| with the target survives.
 
+Rung 3 and beyond: the full rung 2 (~340,000 valid features on the default
+operators) would need ~10 GB in memory and its rung 3 ~10^11 candidates, out
+of reach of a workstation. With ``last_rung_basis`` = N > 0 the rung below
+the last is streamed too, block by block (every one of its features is still
+a SIS candidate), and only its N best by |r| are kept in memory as the new
+features the last rung combines (with all lower rungs): SISSO's space with
+the last operator applied to a screened basis. Memory is bounded by
+N x compounds plus the duplicate fingerprints; N = 0 is the exact space.
+
 A candidate is skipped, and counted under its reason, when it is undefined on
 some compound (``domain``: log/sqrt of a negative, division by zero), not
 finite (``non_finite``: overflow), larger than ``max_abs_value``
@@ -54,6 +63,7 @@ class SpaceParams:
     chunk_size: int
     max_materialized_mib: int
     sis_size: int
+    last_rung_basis: int = 0
 
 
 @dataclass
@@ -93,6 +103,7 @@ def params_from_cfg(cfg) -> SpaceParams:
         chunk_size=int(d.chunk_size),
         max_materialized_mib=int(d.max_materialized_mib),
         sis_size=int(d.sis_size),
+        last_rung_basis=int(d.last_rung_basis),
     )
 
 
@@ -104,6 +115,8 @@ def check_params(p: SpaceParams) -> None:
         raise ValueError(f"descriptor.sis_size must be >= 2, got {p.sis_size}")
     if p.chunk_size < 1:
         raise ValueError(f"descriptor.chunk_size must be >= 1, got {p.chunk_size}")
+    if p.last_rung_basis < 0:
+        raise ValueError(f"descriptor.last_rung_basis must be >= 0 (0 = the full space), got {p.last_rung_basis}")
     if p.max_abs_value <= 0:
         raise ValueError(f"descriptor.max_abs_value must be > 0, got {p.max_abs_value}")
 
@@ -343,6 +356,47 @@ def _fmt(kind: int, name: str, ea: str, eb: str | None) -> str:
     return UNARY[name].fmt(ea) if kind == SRC_UNARY else BINARY[name].fmt(ea, eb)
 
 
+class FingerprintSet:
+    """The fingerprints of the features seen so far, 8 bytes each.
+
+    A Python set of ~10^7 ints (rung 3) takes over a gigabyte; this keeps
+    sorted int64 runs whose sizes at least double from one run to the one
+    before it (merged as they fill up, like a log-structured merge tree), so
+    memory is 8 bytes per feature and a block needs one binary search per run
+    (O(log n) runs).
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.runs)
+
+    def contains(self, fp: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(fp), dtype=bool)
+        for run in self.runs:
+            pos = np.minimum(np.searchsorted(run, fp), len(run) - 1)
+            found |= run[pos] == fp
+        return found
+
+    def add_new(self, fp: np.ndarray) -> np.ndarray:
+        """Add ``fp`` (in order); True where a value is new: not seen before nor earlier in ``fp``."""
+        fp = np.asarray(fp, dtype=np.int64)
+        if len(fp) == 0:
+            return np.zeros(0, dtype=bool)
+        uniq, first = np.unique(fp, return_index=True)
+        fresh = ~self.contains(uniq)
+        new = np.zeros(len(fp), dtype=bool)
+        new[first[fresh]] = True
+        run = uniq[fresh]
+        while self.runs and len(run) > 0 and len(self.runs[-1]) <= 2 * len(run):
+            run = np.concatenate([self.runs.pop(), run])
+            run.sort(kind="stable")
+        if len(run):
+            self.runs.append(run)
+        return new
+
+
 class _TopK:
     """Running top-k by |r|; ties broken by generation order (deterministic)."""
 
@@ -351,7 +405,7 @@ class _TopK:
         self.absr = np.empty(0)
         self.r = np.empty(0)
         self.order = np.empty(0, dtype=np.int64)
-        self.rec = np.empty((0, 4), dtype=np.int64)  # source, op index, a, b
+        self.rec = np.empty((0, 5), dtype=np.int64)  # source, op index, a, b, rung
 
     def threshold(self) -> float:
         return -np.inf if len(self.absr) < self.k else float(self.absr[-1])
@@ -367,6 +421,30 @@ class _TopK:
         rec = np.concatenate([self.rec, rec[sel]])
         idx = np.lexsort((oo, -absr))[: self.k]
         self.absr, self.r, self.order, self.rec = absr[idx], rr[idx], oo[idx], rec[idx]
+
+
+def _rebuild(rec: np.ndarray, layer: Layer) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Values, expressions, operator counts and rungs of features given by their records."""
+    unary_names, binary_names = list(UNARY), list(BINARY)
+    vals, exprs, ops, rungs = [], [], [], []
+    for src, op_i, a, b, rung in rec.tolist():
+        if src == SRC_LAYER:
+            vals.append(layer.values[a])
+            exprs.append(layer.expressions[a])
+            ops.append(int(layer.n_ops[a]))
+            rungs.append(int(layer.rung[a]))
+            continue
+        name = unary_names[op_i] if src == SRC_UNARY else binary_names[op_i]
+        bidx = None if b < 0 else np.array([b])
+        v, _ = evaluate(src, name, layer.values, np.array([a]), bidx)
+        vals.append(v[0])
+        eb = None if b < 0 else layer.expressions[b]
+        exprs.append(_fmt(src, name, layer.expressions[a], eb))
+        ops.append(1 + int(layer.n_ops[a]) + (0 if b < 0 else int(layer.n_ops[b])))
+        rungs.append(rung)
+    n = layer.values.shape[1]
+    return (np.asarray(vals, dtype=float).reshape(len(exprs), n), exprs,
+            np.asarray(ops, dtype=np.int64), np.asarray(rungs, dtype=np.int64))
 
 
 def build_and_screen(
@@ -393,7 +471,7 @@ def build_and_screen(
     unary_index = {n: i for i, n in enumerate(UNARY)}
     binary_index = {n: i for i, n in enumerate(BINARY)}
     counts: dict[str, dict[str, int]] = {}
-    seen: set[int] = set()
+    seen = FingerprintSet()
     top = _TopK(params.sis_size)
     order = 0
     probe_abs: dict[str, float] = {}
@@ -413,14 +491,10 @@ def build_and_screen(
 
     def dedup(status: np.ndarray, fp: np.ndarray) -> None:
         # First occurrence in generation order wins: simpler expressions come first.
-        for idx in np.flatnonzero(status == VALID).tolist():
-            f = int(fp[idx])
-            if f in seen:
-                status[idx] = DUPLICATE
-            else:
-                seen.add(f)
+        idx = np.flatnonzero(status == VALID)
+        status[idx[~seen.add_new(fp[idx])]] = DUPLICATE
 
-    def score(status: np.ndarray, r: np.ndarray, rec: np.ndarray) -> None:
+    def score(status: np.ndarray, r: np.ndarray, rec: np.ndarray) -> np.ndarray:
         nonlocal order
         ok = status == VALID
         m = len(status)
@@ -431,6 +505,26 @@ def build_and_screen(
             absr = np.abs(r[ok])
             for pname, pa in probe_abs.items():
                 probe_above[pname] += int((absr > pa * (1 + 1e-12)).sum())
+        return orders
+
+    def stream(rung: int, m: int, start: int, basis: _TopK | None) -> None:
+        # Candidates of ``rung`` over the current layer, block by block, never materialized.
+        for kind, name, a, b in _groups(m, start, params):
+            op_i = unary_index[name] if kind == SRC_UNARY else binary_index[name]
+            for s in range(0, len(a), params.chunk_size):
+                aa = a[s : s + params.chunk_size]
+                bb = None if b is None else b[s : s + params.chunk_size]
+                st, rr, ff = scorer.screen(layer.values, kind, op_i, aa, bb)
+                dedup(st, ff)
+                tally(rung, st)
+                rec = np.empty((len(aa), 5), dtype=np.int64)
+                rec[:, 0], rec[:, 1], rec[:, 2] = kind, op_i, aa
+                rec[:, 3] = -1 if bb is None else bb
+                rec[:, 4] = rung
+                orders = score(st, rr, rec)
+                ok = st == VALID
+                if basis is not None and ok.any():
+                    basis.push(rr[ok], orders[ok], rec[ok])
 
     # Rung 0: the primaries themselves.
     status, r, fp = scorer.assess(primaries, None)
@@ -451,16 +545,40 @@ def build_and_screen(
     )
     layer_r = r[keep]
     start = 0
+    # Layer rows already scored for SIS (a streamed basis rung scores as it goes).
+    n_unscored = None
     # Materialize rungs 1..C-1.
     for rung in range(1, params.complexity):
         m = layer.values.shape[0]
-        need = count_candidates(m, start, params) * layer.values.shape[1] * 8 / 2**20
+        if params.last_rung_basis > 0 and rung == params.complexity - 1:
+            kept = min(params.last_rung_basis, count_candidates(m, start, params))
+            need = (m + kept) * layer.values.shape[1] * 8 / 2**20
+        else:
+            need = count_candidates(m, start, params) * layer.values.shape[1] * 8 / 2**20
         if need > params.max_materialized_mib:
             raise ValueError(
                 f"descriptor.complexity={params.complexity} needs rung {rung} in memory "
                 f"(up to {need:.0f} MiB > descriptor.max_materialized_mib="
-                f"{params.max_materialized_mib}); lower the complexity or the operator sets"
+                f"{params.max_materialized_mib}); lower the complexity or the operator sets, "
+                "or keep a screened basis of the rung below the last (descriptor.last_rung_basis)"
             )
+        if params.last_rung_basis > 0 and rung == params.complexity - 1:
+            # Every feature of this rung is scored while streamed; its best
+            # last_rung_basis join the layer for the last rung.
+            basis = _TopK(params.last_rung_basis)
+            stream(rung, m, start, basis)
+            # Generation order, not |r| order: with a basis holding the whole
+            # rung, the last rung is generated exactly as in the full space.
+            bvals, bexpr, bops, brung = _rebuild(basis.rec[np.argsort(basis.order, kind="stable")], layer)
+            n_unscored = m
+            start = m
+            layer = Layer(
+                values=np.concatenate([layer.values, bvals]),
+                expressions=layer.expressions + bexpr,
+                n_ops=np.concatenate([layer.n_ops, bops]),
+                rung=np.concatenate([layer.rung, brung]),
+            )
+            continue
         vals, exprs, nops, rs = [], [], [], []
         for kind, name, a, b in _groups(m, start, params):
             for s in range(0, len(a), params.chunk_size):
@@ -487,53 +605,27 @@ def build_and_screen(
         layer_r = np.concatenate([layer_r, *rs])
     t_materialized = time.perf_counter() - t0
 
-    # Every materialized feature is a SIS candidate.
-    rec = np.zeros((len(layer_r), 4), dtype=np.int64)
+    # Every materialized feature is a SIS candidate (a streamed basis already was).
+    n_layer = len(layer_r) if n_unscored is None else n_unscored
+    rec = np.zeros((n_layer, 5), dtype=np.int64)
     rec[:, 0] = SRC_LAYER
-    rec[:, 2] = np.arange(len(layer_r))
-    score(np.full(len(layer_r), VALID, dtype=np.int8), layer_r, rec)
+    rec[:, 2] = np.arange(n_layer)
+    score(np.full(n_layer, VALID, dtype=np.int8), layer_r[:n_layer], rec)
 
     # The last rung, streamed block by block.
     if params.complexity >= 1:
-        m = layer.values.shape[0]
-        for kind, name, a, b in _groups(m, start, params):
-            op_i = unary_index[name] if kind == SRC_UNARY else binary_index[name]
-            for s in range(0, len(a), params.chunk_size):
-                aa = a[s : s + params.chunk_size]
-                bb = None if b is None else b[s : s + params.chunk_size]
-                st, rr, ff = scorer.screen(layer.values, kind, op_i, aa, bb)
-                dedup(st, ff)
-                tally(params.complexity, st)
-                rec = np.empty((len(aa), 4), dtype=np.int64)
-                rec[:, 0], rec[:, 1], rec[:, 2] = kind, op_i, aa
-                rec[:, 3] = -1 if bb is None else bb
-                score(st, rr, rec)
+        stream(params.complexity, layer.values.shape[0], start, None)
     t_total = time.perf_counter() - t0
 
-    # Rebuild the selected features from their records (values, expressions).
-    unary_names, binary_names = list(UNARY), list(BINARY)
-    sel_vals, sel_expr, sel_ops, sel_rung = [], [], [], []
-    for src, op_i, a, b in top.rec.tolist():
-        if src == SRC_LAYER:
-            sel_vals.append(layer.values[a])
-            sel_expr.append(layer.expressions[a])
-            sel_ops.append(int(layer.n_ops[a]))
-            sel_rung.append(int(layer.rung[a]))
-            continue
-        name = unary_names[op_i] if src == SRC_UNARY else binary_names[op_i]
-        bidx = None if b < 0 else np.array([b])
-        v, _ = evaluate(src, name, layer.values, np.array([a]), bidx)
-        sel_vals.append(v[0])
-        eb = None if b < 0 else layer.expressions[b]
-        sel_expr.append(_fmt(src, name, layer.expressions[a], eb))
-        sel_ops.append(1 + int(layer.n_ops[a]) + (0 if b < 0 else int(layer.n_ops[b])))
-        sel_rung.append(params.complexity)
+    # Rebuild the selected features from their records (values, expressions);
+    # records index the final layer, whose first rows are the earlier layers.
+    sel_vals, sel_expr, sel_ops, sel_rung = _rebuild(top.rec, layer)
     n_candidates = sum(c["candidates"] for c in counts.values())
     n_unique = sum(c["valid"] for c in counts.values())
     probes_out: dict[str, dict[str, float | bool | int]] = {}
     for pname in probe_abs:
         probes_out[pname] = {
-            "in_space": probe_fp[pname] in seen,
+            "in_space": bool(seen.contains(np.array([probe_fp[pname]], dtype=np.int64))[0]),
             "abs_r": probe_abs[pname],
             "rank_by_abs_r": probe_above[pname] + 1,
             "in_sis": probe_above[pname] + 1 <= params.sis_size,
@@ -544,10 +636,10 @@ def build_and_screen(
     )
     return SISResult(
         expressions=sel_expr,
-        values=np.asarray(sel_vals).reshape(len(sel_expr), primaries.shape[1]),
+        values=sel_vals.reshape(len(sel_expr), primaries.shape[1]),
         r=top.r.copy(),
-        n_ops=np.asarray(sel_ops, dtype=np.int64),
-        rung=np.asarray(sel_rung, dtype=np.int64),
+        n_ops=sel_ops,
+        rung=sel_rung,
         counts=counts,
         n_candidates=n_candidates,
         n_unique_valid=n_unique,

@@ -1,7 +1,8 @@
-"""``nasicon-svc``: the tolerance factor, a class-weighted linear SVC on a 2D descriptor.
+"""``nasicon-svc``: the tolerance factor, a class-weighted linear SVC on a descriptor.
 
-Run twice, on the descriptor the search found and on the paper's own t1, t2,
-with the same protocol: stratified k-fold CV on the authors' training split
+Run on the descriptor chosen by the SISSO residual rounds (``nasicon-sisso``,
+1D to 3D), on the best pair of the all-pairs search (``nasicon-mlr``) and on
+the paper's own t1, t2, with the same protocol: stratified k-fold CV on the authors' training split
 (mean training / validation accuracy and macro-F1), a final fit on the whole
 training split (boundary equation in the descriptor's own units, test-split
 metrics), Platt probabilities P_stable (a sigmoid fitted to out-of-fold
@@ -10,8 +11,10 @@ decision values), and the recall on the experimentally made compositions.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,7 +32,7 @@ from superionic.nasicon import sis as ns
 
 log = logging.getLogger(__name__)
 
-DESCRIPTORS = ("search", "paper")
+DESCRIPTORS = ("sisso", "search", "paper")
 # Paper's published boundary and numbers, shown beside ours in the report.
 PAPER_BOUNDARY = {"alpha": 0.203, "beta": 0.322, "relation": "<="}
 
@@ -50,6 +53,30 @@ class Boundary:
         return f"stable iff {self.alpha:.6g} * t1 + t2 {self.relation} {self.beta:.6g}  (t1 = {name1}, t2 = {name2})"
 
 
+@dataclass(frozen=True)
+class LinearBoundary:
+    """Stable iff coef[0] * t1 + ... + coef[d-2] * t(d-1) + td (relation) beta, for any dimension d."""
+
+    coef: tuple[float, ...]
+    beta: float
+    relation: str  # "<" or ">"
+
+    def lhs(self, *cols: np.ndarray) -> np.ndarray:
+        if len(cols) != len(self.coef) + 1:
+            raise ValueError(f"expected {len(self.coef) + 1} descriptor columns, got {len(cols)}")
+        return sum((a * c for a, c in zip(self.coef, cols[:-1], strict=True)), np.zeros_like(cols[-1])) + cols[-1]
+
+    def predict(self, *cols: np.ndarray) -> np.ndarray:
+        lhs = self.lhs(*cols)
+        return lhs < self.beta if self.relation == "<" else lhs > self.beta
+
+    def text(self, *names: str) -> str:
+        d = len(self.coef) + 1
+        terms = " + ".join([*(f"{a:.6g} * t{k}" for k, a in enumerate(self.coef, start=1)), f"t{d}"])
+        defs = ", ".join(f"t{k} = {n}" for k, n in enumerate(names, start=1))
+        return f"stable iff {terms} {self.relation} {self.beta:.6g}  ({defs})"
+
+
 def make_model(c: float, seed: int):
     return make_pipeline(
         StandardScaler(), SVC(kernel="linear", C=c, class_weight="balanced", random_state=seed)
@@ -67,6 +94,19 @@ def boundary_of(model) -> Boundary:
         raise ValueError("the boundary does not depend on t2; cannot write it as alpha*t1 + t2")
     # decision = w1 x1 + w2 x2 + c > 0 <=> w2 (alpha x1 + x2 - beta) > 0
     return Boundary(alpha=float(w[0] / w[1]), beta=float(-c / w[1]), relation=">" if w[1] > 0 else "<")
+
+
+def linear_boundary_of(model) -> LinearBoundary:
+    """Any dimension: the boundary in raw descriptor units, the last feature's coefficient set to 1."""
+    scaler, svc = model[0], model[-1]
+    if list(svc.classes_) != [False, True]:
+        raise ValueError(f"expected classes [False, True], got {svc.classes_}")
+    w = svc.coef_[0] / scaler.scale_
+    c = float(svc.intercept_[0] - np.dot(svc.coef_[0], scaler.mean_ / scaler.scale_))
+    if w[-1] == 0:
+        raise ValueError("the boundary does not depend on the last feature; cannot normalize on it")
+    return LinearBoundary(coef=tuple(float(v) for v in w[:-1] / w[-1]), beta=float(-c / w[-1]),
+                          relation=">" if w[-1] > 0 else "<")
 
 
 def cross_validate(x: np.ndarray, y: np.ndarray, folds: int, c: float, seed: int) -> tuple[dict, np.ndarray]:
@@ -103,7 +143,8 @@ def fit_descriptor(x: np.ndarray, data: pd.DataFrame, folds: int, c: float, seed
     y = data[nd.STABLE].to_numpy()
     cv, oof = cross_validate(x[train], y[train], folds, c, seed)
     model = make_model(c, seed).fit(x[train], y[train])
-    boundary = boundary_of(model)
+    # The paper's form alpha*t1 + t2 for pairs; any dimension otherwise.
+    boundary = boundary_of(model) if x.shape[1] == 2 else linear_boundary_of(model)
     calib = platt(oof, y[train], seed)
     decision = model.decision_function(x)
     pred = model.predict(x)
@@ -115,7 +156,7 @@ def fit_descriptor(x: np.ndarray, data: pd.DataFrame, folds: int, c: float, seed
         "test_macro_f1": float(f1_score(y[test], pred[test], average="macro")),
         "test_f1_stable": float(f1_score(y[test], pred[test])),
         "boundary": boundary,
-        "equation_agrees_with_model": bool((boundary.predict(x[:, 0], x[:, 1]) == pred).all()),
+        "equation_agrees_with_model": bool((boundary.predict(*x.T) == pred).all()),
         "decision": decision,
         "pred": pred,
         "p_stable": p_stable,
@@ -146,13 +187,21 @@ def experimental_recall(data: pd.DataFrame, pred: dict[str, np.ndarray]) -> tupl
     return table, recall
 
 
-def descriptor_values(data: pd.DataFrame, sis: pd.DataFrame, values: np.ndarray, best: pd.Series) -> dict:
+def descriptor_values(
+    data: pd.DataFrame, sis: pd.DataFrame, values: np.ndarray, best: pd.Series,
+    sisso_values: pd.DataFrame, sisso_features: list[str],
+) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Name -> (values (compounds, d), feature expressions) of every descriptor the SVC is fitted on."""
     index = {e: i for i, e in enumerate(sis[ns.EXPRESSION])}
     x_search = np.stack([values[index[best["feature_1"]]], values[index[best["feature_2"]]]], axis=1)
     x_paper = data[[nd.PAPER_T1, nd.PAPER_T2]].to_numpy()
+    cols = [f"t{k}" for k in range(1, len(sisso_features) + 1)]
+    if list(sisso_values[nd.COMP]) != list(data[nd.COMP]) or list(sisso_values.columns[1:]) != cols:
+        raise ValueError("the SISSO descriptor file does not match the data table or its feature list")
     return {
-        "search": (x_search, best["feature_1"], best["feature_2"]),
-        "paper": (x_paper, nd.PAPER_T1_RAW, nd.PAPER_T2_RAW),
+        "sisso": (sisso_values[cols].to_numpy(), list(sisso_features)),
+        "search": (x_search, [best["feature_1"], best["feature_2"]]),
+        "paper": (x_paper, [nd.PAPER_T1_RAW, nd.PAPER_T2_RAW]),
     }
 
 
@@ -164,21 +213,32 @@ def _round(obj):
     return obj
 
 
-def run_svc(data: pd.DataFrame, sis: pd.DataFrame, values: np.ndarray, top: pd.DataFrame, cfg: DictConfig):
+def _boundary_dict(b: Boundary | LinearBoundary, names: list[str]) -> dict:
+    if isinstance(b, Boundary):
+        return {"alpha": b.alpha, "coef": [b.alpha], "beta": b.beta, "relation": b.relation, "text": b.text(*names)}
+    return {"coef": list(b.coef), "beta": b.beta, "relation": b.relation, "text": b.text(*names)}
+
+
+def run_svc(
+    data: pd.DataFrame, sis: pd.DataFrame, values: np.ndarray, top: pd.DataFrame, cfg: DictConfig,
+    sisso_values: pd.DataFrame, sisso_features: list[str],
+):
     n = cfg.nasicon
-    descs = descriptor_values(data, sis, values, top.iloc[0])
+    descs = descriptor_values(data, sis, values, top.iloc[0], sisso_values, sisso_features)
     results, metrics = {}, {}
     preds = data[[nd.COMP, nd.ROLE, nd.SPLIT, nd.TARGET, nd.STABLE]].copy()
-    for name, (x, e1, e2) in descs.items():
+    for name, (x, names) in descs.items():
         res = fit_descriptor(x, data, int(n.cv_folds), float(n.svc_c), int(cfg.seed))
         results[name] = res
-        b = res["boundary"]
         metrics[name] = {
-            "t1": e1, "t2": e2, **res["cv"],
+            **{f"t{k}": e for k, e in enumerate(names, start=1)}, "dimension": len(names), **res["cv"],
             **{k: res[k] for k in ("full_train_accuracy", "test_accuracy", "test_macro_f1", "test_f1_stable", "equation_agrees_with_model")},
-            "boundary": {"alpha": b.alpha, "beta": b.beta, "relation": b.relation, "text": b.text(e1, e2)},
+            # Recall on the experimental compositions means little without it.
+            "predicted_stable_fraction": float(np.mean(res["pred"])),
+            "boundary": _boundary_dict(res["boundary"], names),
         }
-        preds[f"{name}_t1"], preds[f"{name}_t2"] = x[:, 0], x[:, 1]
+        for k in range(x.shape[1]):
+            preds[f"{name}_t{k + 1}"] = x[:, k]
         preds[f"{name}_decision"] = res["decision"]
         preds[f"{name}_pred_stable"] = res["pred"]
         preds[f"{name}_p_stable"] = res["p_stable"]
@@ -213,8 +273,10 @@ def run_stage(cfg: DictConfig) -> None:
     sis = pd.read_csv(paths.sis_features)
     values = np.load(paths.sis_matrix)
     top = pd.read_csv(paths.mlr_top)
+    sisso_values = pd.read_csv(paths.sisso_descriptor)
+    sisso_features = json.loads(Path(paths.sisso_metrics).read_text(encoding="utf-8"))["chosen"]["features"]
     with stage_run("nasicon-svc", cfg, sections=["seed", "nasicon"]):
-        metrics, preds, exp_table = run_svc(data, sis, values, top, cfg)
+        metrics, preds, exp_table = run_svc(data, sis, values, top, cfg, sisso_values, sisso_features)
         write_csv(preds, paths.svc_predictions, float_format="%.8g")
         write_csv(exp_table, paths.experimental, float_format="%.8g")
         write_json(metrics, paths.svc_metrics)
