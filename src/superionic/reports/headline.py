@@ -32,12 +32,17 @@ HEADLINE: dict[str, tuple[str, str]] = {
     "screening.rediscovery_roc_auc": ("rediscovery", "roc_auc_labelled"),
     "nasicon.val_ranking_accuracy": ("nasicon_mlr", "best.val_ranking_accuracy"),
     "nasicon.experimental_recall_search": ("nasicon_svc", "experimental_recall.all.search"),
+    "nasicon.test_ranking_accuracy_sisso": ("nasicon_sisso", "chosen.test_ranking_accuracy"),
+    "nasicon.experimental_recall_sisso": ("nasicon_svc", "experimental_recall.all.sisso"),
+    "explore.spearman_vs_ensemble": ("explore", "ensemble_check.spearman_sample"),
     "md.dEa_median_eV": ("md_comparison", "dEa_median_eV"),
 }
 
 
 def headline_sources(cfg: Any) -> dict[str, Path]:
     """The metrics files the headline reads (also the stage's deps in dvc.yaml)."""
+    from superionic.explore.stage import METRICS_JSON as EXPLORE_METRICS
+
     screen = Path(cfg.screen.report_dir)
     return {
         "classifier": Path(cfg.classifier.metrics),
@@ -46,6 +51,8 @@ def headline_sources(cfg: Any) -> dict[str, Path]:
         "rediscovery": screen / "rediscovery_metrics.json",
         "nasicon_mlr": Path(cfg.nasicon.paths.mlr_metrics),
         "nasicon_svc": Path(cfg.nasicon.paths.svc_metrics),
+        "nasicon_sisso": Path(cfg.nasicon.paths.sisso_metrics),
+        "explore": Path(cfg.explore.report_dir) / EXPLORE_METRICS,
         "md_comparison": Path(cfg.md.report_dir) / "comparison_metrics.json",
     }
 
