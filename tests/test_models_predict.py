@@ -350,3 +350,31 @@ def test_single_evaluation_scores_equal_the_library_calls_bit_for_bit():
             expected_p.append(calibrated.predict_proba(query)[:, 1])
         assert np.array_equal(table[E.votes_col(member)].to_numpy(), votes)
     assert np.array_equal(split_p, np.asarray(expected_p))
+
+
+@pytest.mark.slow
+def test_ensemble_logged_as_an_mlflow_model_predicts_like_the_cli(tmp_path, monkeypatch, request):
+    """Formulas in, predict's table out, from the model MLflow stores; a tampered artifact is refused."""
+    import mlflow
+
+    from superionic.models.ensemble import log_mlflow_model
+
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    previous = mlflow.get_tracking_uri()
+    request.addfinalizer(lambda: mlflow.set_tracking_uri(previous))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("pyfunc")
+    ens = _cd145_tree_ensemble()
+    path = tmp_path / "ens.joblib"
+    save_ensemble(ens, path)
+    with mlflow.start_run():
+        info = log_mlflow_model(path)
+    rows = pd.DataFrame({"formula": ["Li7La3Zr2O12", "Qq", "Li3PS4", "LiCl"]})
+    served = mlflow.pyfunc.load_model(info.model_uri).predict(rows)
+    pd.testing.assert_frame_equal(served, predict.predict_frame(rows, ens))
+    # the artifact is checked against the digest recorded when it was logged
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "copy")))
+    artifact = next(local.rglob("ens.joblib"))
+    artifact.write_bytes(artifact.read_bytes() + b"x")
+    with pytest.raises(ValueError, match="refusing to unpickle"):
+        mlflow.pyfunc.load_model(str(local))

@@ -320,7 +320,7 @@ def _training_table(cfg: Any) -> pd.DataFrame:
 def run_stage(cfg: Any) -> None:
     from omegaconf import OmegaConf
 
-    from superionic.tracking import log_metrics, stage_run
+    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     with stage_run("explore", cfg, sections=["explore"]):
         deployed, ensemble = _load_models(cfg)
@@ -328,6 +328,7 @@ def run_stage(cfg: Any) -> None:
         spec = OmegaConf.to_container(cfg.explore, resolve=True)
         result = explore(spec, deployed, ensemble, train, int(cfg.seed))
         figures = write_outputs(result, spec)
+        log_artifacts([spec["report"], spec["report_dir"]])
         speed = rates(result.seconds, len(result.ranked))
         # wall-clock figures go to MLflow only: the tracked outputs stay a function of the inputs
         log_metrics({**{f"seconds_{k}": v for k, v in result.seconds.items()}, **speed,

@@ -43,6 +43,10 @@ from superionic.models.zoo import build_pipeline
 log = logging.getLogger(__name__)
 
 ENSEMBLE_LABEL = "ensemble_label"
+# the ensemble as an MLflow pyfunc model (superionic.models.mlflow_pyfunc)
+MLFLOW_ARTIFACT = "ensemble"
+MLFLOW_SHA256 = "sha256"
+MLFLOW_FORMULA_COLUMN = "formula_column"
 CALIBRATIONS = ("sigmoid", "isotonic", "none")
 
 
@@ -291,6 +295,33 @@ def save_ensemble(ens: Ensemble, path: str | Path) -> None:
     save_model(ens, path)
 
 
+def log_mlflow_model(path: str | Path, name: str = "ensemble") -> Any:
+    """Log the saved ensemble to the active MLflow run as a pyfunc model (formulas in, predictions out).
+
+    The model's code is :mod:`superionic.models.mlflow_pyfunc`; the fitted
+    ensemble travels as an artifact with its SHA-256, checked when loaded.
+    """
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from superionic import models
+    from superionic.tracking import package_versions
+
+    code = Path(models.__file__).with_name("mlflow_pyfunc.py")
+    # the project itself is the model code and must be installed where the model is loaded
+    requirements = [f"{pkg}=={v}" for pkg, v in package_versions().items()
+                    if v != "not-installed" and pkg != "superionic"]
+    return mlflow.pyfunc.log_model(
+        name=name, python_model=str(code), artifacts={MLFLOW_ARTIFACT: str(path)},
+        model_config={MLFLOW_SHA256: file_sha256(path), MLFLOW_FORMULA_COLUMN: "formula"},
+        signature=ModelSignature(inputs=Schema([ColSpec("string", "formula")])),
+        # MLflow runs the logged model on this row, so a model that cannot load fails the stage now
+        input_example=pd.DataFrame({"formula": ["Li7La3Zr2O12"]}),
+        pip_requirements=requirements,
+    )
+
+
 def load_ensemble(path: str | Path, expected_sha256: str | None = None, trust: bool = False) -> Ensemble:
     """The ensemble, verified against its digest (:func:`load_verified`)."""
     return load_verified(path, Ensemble, "classifier.ensemble_model", "ensemble", expected_sha256, trust)
@@ -331,6 +362,7 @@ def run_stage(cfg: DictConfig) -> None:
         start = time.perf_counter()
         ens = fit_ensemble(specs, params, data, c.n_splits, c.test_size, cfg.seed, c.calibration, c.n_jobs)
         save_ensemble(ens, c.ensemble_model)
+        log_mlflow_model(c.ensemble_model)
         summary = training_summary(ens, data)
         write_json(summary, Path(c.report_dir) / "ensemble_summary.json")
         log_metrics(summary)
