@@ -53,7 +53,9 @@ class Trajectory:
     """One MD run: per-site displacements from the starting positions.
 
     ``displacements`` has shape (n_sites, n_frames, 3) in A, frame 0 = zeros,
-    unwrapped (continuous across periodic boundaries).
+    unwrapped (continuous across periodic boundaries). ``origin`` (n_sites, 3)
+    Cartesian positions at frame 0 and ``cell`` (3, 3) lattice vectors as rows,
+    in A, when known: the analysis needs neither, trajectory files do.
     """
 
     material: str
@@ -64,6 +66,8 @@ class Trajectory:
     volume: float  # A^3
     formula: str = ""
     source: str = ""
+    origin: np.ndarray | None = None
+    cell: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:

@@ -85,6 +85,8 @@ class MLIPConfig:
     steps: int = 500
     # positions recorded every this many steps for the MSD
     sample_interval: int = 5
+    # a progress log line (step, elapsed, ETA) every this many production steps
+    progress_interval: int = MISSING
     # replicate the cell until every lattice vector is at least this long (A); 0 = as given
     supercell_min_length: float = 0.0
     # bussi (stochastic velocity rescaling: global, barely perturbs dynamics) | langevin

@@ -255,6 +255,10 @@ def render(
         f"{', '.join(f'{t:g}' for t in mlip_cfg.temperatures)} K, starting from the AIMD cells, "
         f"device {timing.get('device', '?')}.",
         "",
+        f"Trajectories: `{md.out_dir}/mlip/<material>/<T>K.extxyz` (unwrapped Cartesian positions, cell and "
+        "pbc every saved sample; ASE, OVITO and pymatgen's DiffusionAnalyzer read it) with the MD log "
+        "`<T>K_log.csv` (step, time, temperature, potential/kinetic/total energy).",
+        "",
     ]
     if mlip_cfg.steps * mlip_cfg.timestep_fs / 1000 < md.aimd.min_duration_ps:
         L += [
