@@ -23,6 +23,7 @@ RUN_KW = dict(
     min_duration_ps=20.0,
     framework_msd_floor=1.0,
     framework_ratio_max=0.05,
+    drift_correction=True,
 )
 
 

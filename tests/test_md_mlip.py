@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
@@ -36,11 +39,17 @@ def _run(model, seed=0):
         thermostat="bussi",
         thermostat_time_fs=50.0,
         rng=mlip.run_seed(seed, "LiCl", 600.0),
+        progress_interval=8,
     )
 
 
-def test_md_smoke_20_steps_deterministic(model):
-    traj, thermo, timing = _run(model)
+def test_md_smoke_20_steps_deterministic(model, caplog):
+    with caplog.at_level(logging.INFO, logger=mlip.__name__):
+        traj, thermo, timing = _run(model)
+    # progress every 8 steps, rounded up to the 2-step samples, and at the end
+    progress = [r.getMessage() for r in caplog.records if "ETA" in r.getMessage()]
+    assert [m.split(": step ")[1].split(" ")[0] for m in progress] == ["8/20", "16/20", "20/20"]
+    assert progress[-1].startswith("LiCl 600 K: step 20/20 (100%)") and "ETA 0:00:00" in progress[-1]
     assert traj.displacements.shape == (8, 11, 3)
     assert np.all(traj.displacements[:, 0] == 0.0)
     assert np.all(np.isfinite(traj.displacements)) and np.abs(traj.displacements).max() > 0
@@ -50,6 +59,35 @@ def test_md_smoke_20_steps_deterministic(model):
     assert timing.steps == 20 and timing.ms_per_step > 0
     again, _, _ = _run(model)
     np.testing.assert_array_equal(traj.displacements, again.displacements)
+
+
+def test_md_run_files_round_trip_through_ase(model, tmp_path):
+    """A real 20-step run saved as the stage saves it: extxyz frames and MD log read back."""
+    from ase.io import read
+
+    traj, thermo, _ = _run(model)
+    npz, xyz, csv = mlip.save_run_files(mlip.trajectory_path(tmp_path, "cif:LiCl", 600.0), traj, thermo)
+    assert npz.name == "600K.npz" and xyz.name == "600K.extxyz" and csv.name == "600K_log.csv"
+    frames = read(xyz, index=":")
+    assert len(frames) == traj.n_frames == 11
+    for i, atoms in enumerate(frames):
+        np.testing.assert_allclose(atoms.get_positions(), traj.origin + traj.displacements[:, i], atol=1e-7)
+        np.testing.assert_allclose(atoms.cell.array, traj.cell, atol=1e-7)
+        assert atoms.pbc.all() and atoms.get_chemical_symbols() == list(traj.species)
+        assert atoms.info["step"] == 2 * i and atoms.info["time_fs"] == pytest.approx(4.0 * i)
+    table = pd.read_csv(csv)
+    assert list(table.columns) == ["step", "time_fs", "temperature_K", "potential_energy_eV",
+                                   "kinetic_energy_eV", "total_energy_eV"]
+    assert (np.diff(table["step"]) > 0).all() and table["step"].iloc[-1] == 20
+    np.testing.assert_allclose(table["total_energy_eV"], table["potential_energy_eV"] + table["kinetic_energy_eV"],
+                               rtol=1e-6)
+    np.testing.assert_allclose(table["temperature_K"], thermo["temperature"], rtol=1e-7)
+
+
+def test_progress_line_and_eta():
+    assert mlip.progress_line("m 900 K", 250, 1000, 30.0) == "m 900 K: step 250/1000 (25%), elapsed 0:00:30, ETA 0:01:30"
+    assert mlip.format_duration(3725.4) == "1:02:05"
+    assert mlip.progress_line("m", 0, 10, 0.0).endswith("ETA ?")
 
 
 def test_calculator_forces_match_full_chgnet_prediction(model):
@@ -127,7 +165,7 @@ def test_runs_on_a_two_worker_dask_cluster_match_in_process(tmp_path):
     from superionic.cluster import WORKER_SETTINGS
 
     base = {"model": "0.3.0", "device": "cpu", "threads": 1, "temperatures": [600.0, 900.0], "timestep_fs": 2.0,
-            "equilibration_steps": 2, "steps": 8, "sample_interval": 2, "thermostat": "bussi",
+            "equilibration_steps": 2, "steps": 8, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
             "thermostat_time_fs": 50.0, "supercell_min_length": 0.0}
     structures = {"LiCl": tiny_cell()}
     serial, _, _ = mlip.simulate_all(structures, OmegaConf.create({**base, "n_jobs": 1}), 0, tmp_path / "a")

@@ -4,6 +4,16 @@ Pure functions on numpy arrays; the AIMD and MLIP stages both call
 :func:`analyze_run` per trajectory and :func:`fit_material` per material, so
 the two methods are analysed identically.
 
+Framework drift correction (``md.analysis.drift_correction``): the mean
+displacement of all framework (non-mobile) sites, unweighted per site, is
+subtracted frame by frame from every site's displacement before any MSD,
+exactly as pymatgen's ``DiffusionAnalyzer`` does. Thermostats and force noise
+let the whole cell's centre of mass wander; that collective translation is no
+ion transport, but it enters the Li MSD and biases D (up for an independent
+drift; either way when momentum conservation couples the Li to the framework),
+most for slow conductors, where the drift is comparable to the Li motion. Without
+framework sites there is nothing to reference and the correction is a no-op.
+
 Units: displacements in A, times in fs, D in cm^2/s, conductivity in S/cm,
 energies in eV.
 """
@@ -43,7 +53,9 @@ class Trajectory:
     """One MD run: per-site displacements from the starting positions.
 
     ``displacements`` has shape (n_sites, n_frames, 3) in A, frame 0 = zeros,
-    unwrapped (continuous across periodic boundaries).
+    unwrapped (continuous across periodic boundaries). ``origin`` (n_sites, 3)
+    Cartesian positions at frame 0 and ``cell`` (3, 3) lattice vectors as rows,
+    in A, when known: the analysis needs neither, trajectory files do.
     """
 
     material: str
@@ -54,6 +66,8 @@ class Trajectory:
     volume: float  # A^3
     formula: str = ""
     source: str = ""
+    origin: np.ndarray | None = None
+    cell: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -62,6 +76,28 @@ class Trajectory:
     @property
     def duration_fs(self) -> float:
         return (self.n_frames - 1) * self.frame_interval_fs
+
+
+def framework_drift(displacements: np.ndarray, framework: np.ndarray) -> np.ndarray:
+    """Per-frame mean displacement of the framework sites, shape (n_frames, 3).
+
+    ``framework`` is a boolean mask over sites. Unweighted mean over sites (not
+    mass-weighted), as in ``DiffusionAnalyzer``; zeros without framework sites.
+    """
+    x = np.asarray(displacements, dtype=np.float64)
+    mask = np.asarray(framework, dtype=bool)
+    if mask.shape != (x.shape[0],):
+        raise ValueError(f"framework mask has shape {mask.shape}, need ({x.shape[0]},) for the sites")
+    if not mask.any():
+        return np.zeros(x.shape[1:])
+    return x[mask].mean(axis=0)
+
+
+def remove_framework_drift(traj: Trajectory, mobile_specie: str) -> Trajectory:
+    """The trajectory with the framework's mean displacement subtracted from every site."""
+    framework = np.asarray(traj.species) != mobile_specie
+    drift = framework_drift(traj.displacements, framework)
+    return replace(traj, displacements=traj.displacements - drift[None, :, :])
 
 
 def msd_multi_origin(displacements: np.ndarray) -> np.ndarray:
@@ -204,8 +240,15 @@ def analyze_run(
     min_duration_ps: float,
     framework_msd_floor: float,
     framework_ratio_max: float,
+    drift_correction: bool,
 ) -> RunResult:
-    """Diffusivity, its He et al. error, conductivity, and every exclusion reason of one run."""
+    """Diffusivity, its He et al. error, conductivity, and every exclusion reason of one run.
+
+    With ``drift_correction`` every MSD (mobile and framework species alike)
+    is taken on framework-drift-corrected displacements (module docstring).
+    """
+    if drift_correction:
+        traj = remove_framework_drift(traj, mobile_specie)
     species = np.asarray(traj.species)
     mobile = species == mobile_specie
     n_mobile = int(mobile.sum())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from omegaconf import MISSING
+
 
 @dataclass
 class AnalysisConfig:
@@ -19,6 +21,10 @@ class AnalysisConfig:
     """
 
     mobile_specie: str = "Li"
+    # subtract the framework's (non-mobile sites') mean displacement per frame from
+    # every site before the MSD, as pymatgen's DiffusionAnalyzer does: a drifting
+    # cell centre of mass is no ion transport but would bias D
+    drift_correction: bool = MISSING
     # Linear MSD fit window as fractions of the trajectory length: skip the
     # ballistic/vibrational start and the long-lag tail that has few time origins.
     fit_start_fraction: float = 0.1
@@ -79,6 +85,8 @@ class MLIPConfig:
     steps: int = 500
     # positions recorded every this many steps for the MSD
     sample_interval: int = 5
+    # a progress log line (step, elapsed, ETA) every this many production steps
+    progress_interval: int = MISSING
     # replicate the cell until every lattice vector is at least this long (A); 0 = as given
     supercell_min_length: float = 0.0
     # bussi (stochastic velocity rescaling: global, barely perturbs dynamics) | langevin

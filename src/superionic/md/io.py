@@ -6,6 +6,20 @@ whose content is a JSON *string* holding a serialized pymatgen
 pymatgen-analysis-diffusion): ``structure`` (Structure dict), ``displacements``
 (per site, per frame, Cartesian A, frames every ``step_skip`` MD steps),
 ``time_step`` (fs), ``temperature`` (K).
+
+MLIP runs are saved three ways (:func:`save_run_files`):
+
+- ``<T>K.npz``: displacements (float32) and the thermo log, what the stage
+  analyses;
+- ``<T>K.extxyz``: the standard trajectory, one frame per saved sample, with
+  the cell, ``pbc`` and the *unwrapped* Cartesian positions (start + true
+  displacement, so atoms may lie outside the cell). Unwrapped positions make
+  displacements plain differences, with no minimum-image guess: ASE reads them
+  as they are, OVITO's displacement modifier needs no unwrapping, and
+  ``DiffusionAnalyzer.from_structures`` (which unwraps frame-to-frame by the
+  minimum image) reproduces the same displacements. Each frame's comment line
+  carries ``step``, ``time_fs``, ``temperature_K`` and the energies;
+- ``<T>K_log.csv``: the MD log (:data:`MD_LOG_COLUMNS`) at the same samples.
 """
 
 from __future__ import annotations
@@ -18,11 +32,22 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
-from superionic.io import write_npz
+import pandas as pd
+
+from superionic.io import atomic_write, write_csv, write_npz
 from superionic.md.analysis import Trajectory
 
 AIMD_FILE_RE = re.compile(r"^(\d+(?:\.\d+)?)K\.json\.gz$")
 REQUIRED_KEYS = ("structure", "displacements", "temperature", "time_step", "step_skip")
+# MD log: thermo key -> CSV column (with unit); ``step`` counts production MD steps
+MD_LOG_COLUMNS = {
+    "step": "step",
+    "time_fs": "time_fs",
+    "temperature": "temperature_K",
+    "potential_energy": "potential_energy_eV",
+    "kinetic_energy": "kinetic_energy_eV",
+    "total_energy": "total_energy_eV",
+}
 
 
 def read_aimd_dict(path: Path) -> dict:
@@ -61,6 +86,8 @@ def trajectory_from_aimd_dict(d: dict, material: str, source: str = "") -> tuple
         volume=float(structure.volume),
         formula=structure.composition.reduced_formula,
         source=source,
+        origin=np.asarray(structure.cart_coords, dtype=np.float64),
+        cell=np.asarray(structure.lattice.matrix, dtype=np.float64),
     )
     return traj, structure
 
@@ -117,6 +144,9 @@ def starting_structures(root: Path, materials: list[str] | None = None) -> dict[
 
 def save_trajectory(path: Path, traj: Trajectory, thermo: dict[str, np.ndarray]) -> None:
     """MLIP run -> compressed npz (float32 displacements: 1e-6 A is far below any signal)."""
+    # origin and cell in float64: the extxyz frames are rebuilt from them exactly
+    extra = {k: np.asarray(v, dtype=np.float64) for k, v in (("origin", traj.origin), ("cell", traj.cell))
+             if v is not None}  # fmt: skip
     write_npz(
         path,
         material=np.array(traj.material),
@@ -127,6 +157,7 @@ def save_trajectory(path: Path, traj: Trajectory, thermo: dict[str, np.ndarray])
         volume=np.array(traj.volume),
         formula=np.array(traj.formula),
         source=np.array(traj.source),
+        **extra,
         **{f"thermo_{k}": np.asarray(v) for k, v in thermo.items()},
     )
 
@@ -142,6 +173,55 @@ def load_trajectory(path: Path) -> tuple[Trajectory, dict[str, np.ndarray]]:
             volume=float(z["volume"]),
             formula=str(z["formula"]),
             source=str(z["source"]),
+            origin=z["origin"] if "origin" in z.files else None,
+            cell=z["cell"] if "cell" in z.files else None,
         )
         thermo = {k[len("thermo_") :]: z[k] for k in z.files if k.startswith("thermo_")}
     return traj, thermo
+
+
+def trajectory_frames(traj: Trajectory, thermo: dict[str, np.ndarray]) -> list:
+    """ASE Atoms per frame: unwrapped positions (origin + displacement), cell, pbc, thermo in info."""
+    from ase import Atoms
+
+    if traj.origin is None or traj.cell is None:
+        raise ValueError(f"{traj.source}: trajectory has no starting positions/cell; cannot write frames")
+    n = traj.n_frames
+    bad = sorted(k for k in MD_LOG_COLUMNS if k in thermo and len(thermo[k]) != n)
+    if bad:
+        raise ValueError(f"{traj.source}: thermo {bad} do not have one value per frame ({n})")
+    frames = []
+    for i in range(n):
+        atoms = Atoms(symbols=list(traj.species), positions=traj.origin + traj.displacements[:, i, :],
+                      cell=traj.cell, pbc=True)  # fmt: skip
+        # step stays an integer in the comment line; the rest are floats
+        atoms.info.update({MD_LOG_COLUMNS[k]: int(v[i]) if k == "step" else float(v[i])
+                           for k, v in thermo.items() if k in MD_LOG_COLUMNS})  # fmt: skip
+        atoms.info.setdefault("time_fs", i * traj.frame_interval_fs)
+        frames.append(atoms)
+    return frames
+
+
+def write_extxyz(path: Path, traj: Trajectory, thermo: dict[str, np.ndarray]) -> Path:
+    """The trajectory as extended XYZ (module docstring), written atomically."""
+    from ase.io import write
+
+    frames = trajectory_frames(traj, thermo)
+    # the temporary name does not end in .extxyz: name the format
+    return atomic_write(path, lambda tmp: write(tmp, frames, format="extxyz"))
+
+
+def md_log_frame(thermo: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The MD log table: :data:`MD_LOG_COLUMNS` in order, the ones the run recorded."""
+    missing = [k for k in ("step", "time_fs", "temperature", "potential_energy") if k not in thermo]
+    if missing:
+        raise ValueError(f"thermo log lacks {missing}; has {sorted(thermo)}")
+    return pd.DataFrame({col: np.asarray(thermo[k]) for k, col in MD_LOG_COLUMNS.items() if k in thermo})
+
+
+def save_run_files(npz_path: Path, traj: Trajectory, thermo: dict[str, np.ndarray]) -> list[Path]:
+    """npz, extxyz and MD log CSV of one MLIP run, side by side (``<T>K.npz`` -> ``<T>K.extxyz``, ``<T>K_log.csv``)."""
+    save_trajectory(npz_path, traj, thermo)
+    xyz = write_extxyz(npz_path.with_suffix(".extxyz"), traj, thermo)
+    csv = write_csv(md_log_frame(thermo), npz_path.with_name(f"{npz_path.stem}_log.csv"), float_format="%.8g")
+    return [npz_path, xyz, csv]

@@ -9,6 +9,11 @@ perturbed, unlike Langevin friction on every atom; ``langevin`` is available
 for comparison. The calculator asks CHGNet for energies and forces only
 (``task="ef"``): NVT needs no stress or magnetic moments, and skipping them
 is cheaper.
+
+Each run is saved as npz (analysed), extended XYZ (for ASE, OVITO and
+DiffusionAnalyzer) and an MD log CSV; see :mod:`superionic.md.io`. While a run
+goes, a log line every ``md.mlip.progress_interval`` steps gives progress,
+the elapsed time and the ETA of that run.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from superionic.io import write_csv, write_json
 from superionic.md import plots
 from superionic.md import tables as T
 from superionic.md.analysis import REASON_UNSTABLE, Trajectory
-from superionic.md.io import load_trajectory, save_trajectory, starting_structures
+from superionic.md.io import load_trajectory, save_run_files, starting_structures
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +153,21 @@ class MDTiming:
         return 1e6 * self.wall_s / max(self.steps * self.n_atoms, 1)
 
 
+def format_duration(seconds: float) -> str:
+    """h:mm:ss for log lines; '?' while there is nothing to extrapolate from."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    total = int(round(seconds))
+    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+
+
+def progress_line(label: str, done: int, total: int, elapsed_s: float) -> str:
+    """'<label>: step done/total (pct), elapsed, ETA' with the ETA from the mean rate so far."""
+    eta = elapsed_s / done * (total - done) if done > 0 else math.inf
+    return (f"{label}: step {done}/{total} ({100.0 * done / max(total, 1):.0f}%), "
+            f"elapsed {format_duration(elapsed_s)}, ETA {format_duration(eta)}")  # fmt: skip
+
+
 def run_nvt(
     structure: Structure,
     calculator,
@@ -161,8 +181,15 @@ def run_nvt(
     thermostat: str,
     thermostat_time_fs: float,
     rng: np.random.Generator,
+    progress_interval: int,
 ) -> tuple[Trajectory, dict[str, np.ndarray], MDTiming]:
-    """NVT MD; returns displacements from the first production frame and a thermo log."""
+    """NVT MD; returns displacements from the first production frame and a thermo log.
+
+    The thermo log has one value per saved frame: production ``step``,
+    ``time_fs``, ``temperature`` (K) and ``potential``/``kinetic``/``total_energy``
+    (eV). A progress line with ETA is logged every ``progress_interval``
+    production steps (rounded up to whole sampling intervals).
+    """
     from ase import units
     from ase.md.bussi import Bussi
     from ase.md.langevin import Langevin
@@ -173,6 +200,8 @@ def run_nvt(
         raise ValueError(f"md.mlip.thermostat must be one of {THERMOSTATS}, got {thermostat!r}")
     if steps < sample_interval or sample_interval < 1:
         raise ValueError("need md.mlip.steps >= md.mlip.sample_interval >= 1")
+    if progress_interval < 1:
+        raise ValueError(f"md.mlip.progress_interval must be >= 1, got {progress_interval}")
     atoms = AseAtomsAdaptor.get_atoms(structure)
     atoms.calc = calculator
     thermalize_momenta(atoms, temperature, rng=rng)
@@ -196,12 +225,26 @@ def run_nvt(
     disp = np.zeros((len(atoms), n_samples + 1, 3))
     temps = np.zeros(n_samples + 1)
     epot = np.zeros(n_samples + 1)
-    temps[0], epot[0] = atoms.get_temperature(), atoms.get_potential_energy()
+    ekin = np.zeros(n_samples + 1)
+
+    def record(i: int) -> None:
+        temps[i], epot[i], ekin[i] = atoms.get_temperature(), atoms.get_potential_energy(), atoms.get_kinetic_energy()
+
+    record(0)
+    label = f"{material} {temperature:g} K"
+    total_steps = n_samples * sample_interval
+    log.info("%s: %d atoms, %d production steps", label, len(atoms), total_steps)
     start = time.perf_counter()
+    next_report = progress_interval
     for i in range(1, n_samples + 1):
         dyn.run(sample_interval)
         disp[:, i, :] = atoms.get_positions() - origin
-        temps[i], epot[i] = atoms.get_temperature(), atoms.get_potential_energy()
+        record(i)
+        done = i * sample_interval
+        if done >= next_report or i == n_samples:
+            log.info("%s, T %.0f K, E_pot %.3f eV", progress_line(label, done, total_steps,
+                     time.perf_counter() - start), temps[i], epot[i])  # fmt: skip
+            next_report = (done // progress_interval + 1) * progress_interval
     wall = time.perf_counter() - start
     traj = Trajectory(
         material=material,
@@ -212,8 +255,12 @@ def run_nvt(
         volume=float(atoms.get_volume()),
         formula=structure.composition.reduced_formula,
         source=f"{material}/{temperature:g}K",
+        origin=origin,
+        cell=np.asarray(atoms.cell.array, dtype=np.float64).copy(),
     )
-    thermo = {"temperature": temps, "potential_energy": epot}
+    steps_done = np.arange(n_samples + 1) * sample_interval
+    thermo = {"step": steps_done, "time_fs": steps_done * timestep_fs, "temperature": temps,
+              "potential_energy": epot, "kinetic_energy": ekin, "total_energy": epot + ekin}  # fmt: skip
     return traj, thermo, MDTiming(steps=n_samples * sample_interval, n_atoms=len(atoms), wall_s=wall)
 
 
@@ -346,6 +393,7 @@ def simulate_all(
                 steps=int(mlip.steps), sample_interval=int(mlip.sample_interval),
                 thermostat=str(mlip.thermostat), thermostat_time_fs=float(mlip.thermostat_time_fs),
                 rng=run_seed(seed, material, temperature),
+                progress_interval=int(mlip.progress_interval),
             ))  # fmt: skip
     init_args = (str(mlip.model), device, int(mlip.threads))
     if mlip.n_jobs == 1 or len(jobs) == 1:
@@ -363,7 +411,7 @@ def simulate_all(
     trajectories, unstable, timings = [], [], []
     for job, (traj, thermo, timing) in zip(jobs, outputs, strict=True):
         material, temperature = job["material"], job["temperature"]
-        save_trajectory(trajectory_path(traj_dir, material, temperature), traj, thermo)
+        save_run_files(trajectory_path(traj_dir, material, temperature), traj, thermo)
         problem = stability_problem(thermo, temperature)
         if problem:
             log.warning("%s at %g K unstable: %s", material, temperature, problem)

@@ -199,6 +199,15 @@ def render(
         f"- Li diffusivity from the multiple-time-origin mean squared displacement, straight-line fit "
         f"(free intercept) between {a.fit_start_fraction:.0%} and {a.fit_end_fraction:.0%} of each run; "
         f"D = slope/6.",
+        (
+            "- Framework drift correction: before the MSD, the mean displacement of the framework "
+            "(non-Li) sites is subtracted frame by frame from every site, as pymatgen's "
+            "DiffusionAnalyzer does, because a wandering cell centre of mass (thermostat and force "
+            "noise) is no ion transport but would bias the Li MSD and hence D."
+            if a.drift_correction
+            else "- No framework drift correction (`md.analysis.drift_correction: false`): a drifting "
+            "cell centre of mass counts as Li motion."
+        ),
         f"- Uncertainty of D: He et al. 2018 (npj Comput. Mater. 4, 18), RSD = 3.43/√N_eff + 0.04 with "
         f"N_eff = N_Li · 6D·t_total / a², a = {a.site_distance:g} Å.",
         "- Conductivity: Nernst–Einstein σ = n e² D / (k_B T), n = Li per cell volume, Haven ratio 1 "
@@ -245,6 +254,10 @@ def render(
         f"production steps ({mlip_cfg.steps * mlip_cfg.timestep_fs / 1000:g} ps) at "
         f"{', '.join(f'{t:g}' for t in mlip_cfg.temperatures)} K, starting from the AIMD cells, "
         f"device {timing.get('device', '?')}.",
+        "",
+        f"Trajectories: `{md.out_dir}/mlip/<material>/<T>K.extxyz` (unwrapped Cartesian positions, cell and "
+        "pbc every saved sample; ASE, OVITO and pymatgen's DiffusionAnalyzer read it) with the MD log "
+        "`<T>K_log.csv` (step, time, temperature, potential/kinetic/total energy).",
         "",
     ]
     if mlip_cfg.steps * mlip_cfg.timestep_fs / 1000 < md.aimd.min_duration_ps:

@@ -90,6 +90,7 @@ def analyze_trajectories(
             min_duration_ps=min_duration_ps,
             framework_msd_floor=analysis.framework_msd_floor,
             framework_ratio_max=analysis.framework_ratio_max,
+            drift_correction=bool(analysis.drift_correction),
         )
         for t in trajectories
     ]
