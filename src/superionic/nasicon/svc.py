@@ -84,16 +84,11 @@ def make_model(c: float, seed: int):
 
 
 def boundary_of(model) -> Boundary:
-    """The fitted model's decision boundary in raw descriptor units."""
-    scaler, svc = model[0], model[-1]
-    if list(svc.classes_) != [False, True]:
-        raise ValueError(f"expected classes [False, True], got {svc.classes_}")
-    w = svc.coef_[0] / scaler.scale_
-    c = float(svc.intercept_[0] - np.dot(svc.coef_[0], scaler.mean_ / scaler.scale_))
-    if w[1] == 0:
-        raise ValueError("the boundary does not depend on t2; cannot write it as alpha*t1 + t2")
-    # decision = w1 x1 + w2 x2 + c > 0 <=> w2 (alpha x1 + x2 - beta) > 0
-    return Boundary(alpha=float(w[0] / w[1]), beta=float(-c / w[1]), relation=">" if w[1] > 0 else "<")
+    """The fitted 2D model's decision boundary in raw descriptor units (alpha * t1 + t2 vs beta)."""
+    line = linear_boundary_of(model)
+    if len(line.coef) != 1:
+        raise ValueError(f"expected a 2D descriptor, the model has {len(line.coef) + 1} features")
+    return Boundary(alpha=line.coef[0], beta=line.beta, relation=line.relation)
 
 
 def linear_boundary_of(model) -> LinearBoundary:
