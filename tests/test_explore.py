@@ -181,7 +181,7 @@ def test_explore_ranks_deterministically_and_marks_the_measured_series(models, t
     assert (ranked[S.NEAREST].head(25) != "").all() and (ranked[S.NEAREST].iloc[25:] == "").all()
     # every Al and Ga grid point of the training series is found (the Halide rows are not in this space)
     known = first.known
-    assert set(known["measured"]) == {a for a, f in zip(train["amounts"], train["family"], strict=True)
+    assert set(known[S.KNOWN_FORMULA]) == {a for a, f in zip(train["amounts"], train["family"], strict=True)
                                        if f == "NASICON"}
     assert (known[SLOT_DOPANT.format(1)].isin(["Al3+", "Ga3+", NONE])).all()
     figures = stage.write_outputs(first, spec)

@@ -20,14 +20,19 @@ from scipy.stats import spearmanr
 
 from superionic.data import columns as D
 from superionic.explore.space import COMPOSITION, N_DOPANTS, RADIUS_MISMATCH, Enumeration
+from superionic.models.ensemble import ENSEMBLE_LABEL
 
 P_ENSEMBLE = "p_ensemble"
 P_ENSEMBLE_STD = "p_ensemble_std"
-ENSEMBLE_LABEL = "ensemble_label"
 NEAREST = "nearest_training"
 RANK = "rank"
 ENUM_ROW = "enum_row"  # row of the enumeration (and of its descriptor table)
 MEASURED_SIGMA = "measured_sigma"  # S/cm, where the composition is a training material
+# columns of the measured-materials table (known_points)
+KNOWN_FORMULA = "measured"
+KNOWN_SIGMA = "sigma_S_cm"
+KNOWN_LABEL = "measured_label"
+KNOWN_GRID_POINT = "grid_point"
 
 
 def z_order_amounts(amounts: np.ndarray, elements: Sequence[str]) -> np.ndarray:
@@ -103,7 +108,7 @@ def ensemble_check(
     X = cd.iloc[ranked[ENUM_ROW].to_numpy()[rows]].reindex(columns=ensemble.feature_columns)
     table, split_p = ensemble.assess(X.reset_index(drop=True), n_jobs=n_jobs)
     scored = pd.DataFrame({P_ENSEMBLE: split_p.mean(axis=0), P_ENSEMBLE_STD: split_p.std(axis=0),
-                           ENSEMBLE_LABEL: table["ensemble_label"].to_numpy()}, index=rows)
+                           ENSEMBLE_LABEL: table[ENSEMBLE_LABEL].to_numpy()}, index=rows)
     in_sample = scored.loc[picked_sample]
     p_fast = ranked[P_CALIBRATED].to_numpy()[picked_sample]
     p_ens = in_sample[P_ENSEMBLE].to_numpy()
@@ -122,9 +127,7 @@ def ensemble_check(
     return scored, figures
 
 
-def known_points(
-    enum: Enumeration, ranked: pd.DataFrame, train: pd.DataFrame, family: str | None, tolerance: float,
-) -> pd.DataFrame:
+def known_points(enum: Enumeration, ranked: pd.DataFrame, train: pd.DataFrame, tolerance: float) -> pd.DataFrame:
     """Training materials that lie in the space: their measured label beside the map's probability there.
 
     Compositions are compared as atomic fractions over the space's elements
@@ -133,18 +136,18 @@ def known_points(
     """
     from sklearn.neighbors import NearestNeighbors
 
-    from superionic.features.lithium import amount_matrix
-    from superionic.models.generalize import P_CALIBRATED
-
-    pool = train if family is None else train[train[D.FAMILY] == family]
-    if pool.empty:
-        return pd.DataFrame()
     from pymatgen.core import Composition
 
-    wide = amount_matrix([Composition(a) for a in pool[D.AMOUNTS]])
-    space_cols = z_order_amounts(np.eye(len(enum.elements)), enum.elements).argmax(axis=1)
+    from superionic.features.lithium import amount_matrix, element_symbols
+    from superionic.models.generalize import P_CALIBRATED
+
+    if train.empty:
+        return pd.DataFrame()
+    wide = amount_matrix([Composition(a) for a in train[D.AMOUNTS]])
+    z_index = {s: i for i, s in enumerate(element_symbols())}
+    space_cols = [z_index[e] for e in enum.elements]
     inside = wide.sum(axis=1) - wide[:, space_cols].sum(axis=1) < 1e-9
-    pool, wide = pool[inside], wide[inside][:, space_cols]
+    pool, wide = train[inside], wide[inside][:, space_cols]
     if pool.empty:
         return pd.DataFrame()
     frac_train = wide / wide.sum(axis=1, keepdims=True)
@@ -155,14 +158,14 @@ def known_points(
     matched = ranked.iloc[where.loc[index[hit, 0]].to_numpy()].reset_index(drop=True)
     design_cols = [c for c in enum.design.columns if c not in (COMPOSITION, N_DOPANTS, RADIUS_MISMATCH)]
     out = pd.DataFrame({
-        "measured": pool[D.REDUCED_FORMULA].to_numpy()[hit],
+        KNOWN_FORMULA: pool[D.REDUCED_FORMULA].to_numpy()[hit],
         D.FAMILY: pool[D.FAMILY].to_numpy()[hit],
-        "sigma_S_cm": pool[D.SIGMA].to_numpy(dtype=float)[hit],
-        "measured_label": pool[D.LABEL].to_numpy()[hit].astype(int),
-        "grid_point": matched[COMPOSITION].to_numpy(),
+        KNOWN_SIGMA: pool[D.SIGMA].to_numpy(dtype=float)[hit],
+        KNOWN_LABEL: pool[D.LABEL].to_numpy()[hit].astype(int),
+        KNOWN_GRID_POINT: matched[COMPOSITION].to_numpy(),
         **{c: matched[c].to_numpy() for c in [*design_cols, N_DOPANTS]},
         P_CALIBRATED: matched[P_CALIBRATED].to_numpy(),
         RANK: matched[RANK].to_numpy(),
         ENUM_ROW: matched[ENUM_ROW].to_numpy(),
     })
-    return out.sort_values([N_DOPANTS, *design_cols, "measured"]).reset_index(drop=True)
+    return out.sort_values([N_DOPANTS, *design_cols, KNOWN_FORMULA]).reset_index(drop=True)

@@ -85,13 +85,13 @@ def explore(spec: Any, deployed: Any, ensemble: Any, train: pd.DataFrame, seed: 
     scored, faithfulness = S.ensemble_check(ranked, cd, ensemble, int(spec["ensemble_top"]),
                                             int(spec["faithfulness_sample"]), seed, int(spec["n_jobs"]))
     for col in scored.columns:
-        ranked[col] = pd.Series(scored[col].to_numpy(), index=scored.index).reindex(ranked.index)
+        ranked[col] = scored[col].reindex(ranked.index)
     seconds["ensemble"] = time.perf_counter() - mark
     seconds["ensemble_rows"] = float(len(scored))
     # every training material on the grid marks its row (a rediscovery, not a new candidate);
     # the report and figure show the configured family's
-    known = S.known_points(enum, ranked, train, None, MATCH_TOLERANCE)
-    measured = known.groupby(S.ENUM_ROW)["sigma_S_cm"].max() if len(known) else pd.Series(dtype=float)
+    known = S.known_points(enum, ranked, train, MATCH_TOLERANCE)
+    measured = known.groupby(S.ENUM_ROW)[S.KNOWN_SIGMA].max() if len(known) else pd.Series(dtype=float)
     ranked[S.MEASURED_SIGMA] = ranked[S.ENUM_ROW].map(measured)
     if spec.get("family") is not None and len(known):
         known = known[known[D.FAMILY] == spec["family"]].reset_index(drop=True)
@@ -111,7 +111,7 @@ def metrics(result: Exploration) -> dict[str, Any]:
 
     r = result.ranked
     known = result.known
-    agree = float((known["measured_label"] == (known[P_CALIBRATED] >= 0.5)).mean()) if len(known) else float("nan")
+    agree = float((known[S.KNOWN_LABEL] == (known[P_CALIBRATED] >= 0.5)).mean()) if len(known) else float("nan")
     return {
         "compositions": int(len(r)),
         "grid_size": result.space.size,
@@ -167,7 +167,7 @@ def plot_map(result: Exploration, path: Path, dpi: int = 110) -> Path:
             if len(result.known):
                 k_rows = result.known[(result.known[N_DOPANTS] == 1) & (result.known[SLOT_DOPANT.format(k)] == dopant.label)]
                 for good, marker_face in ((1, color), (0, "white")):
-                    pts = k_rows[k_rows["measured_label"] == good]
+                    pts = k_rows[k_rows[S.KNOWN_LABEL] == good]
                     ax.scatter(pts[SLOT_LEVEL.format(k)], pts[P_CALIBRATED], s=46, marker="o", zorder=3,
                                facecolors=marker_face, edgecolors=color, linewidths=1.5)
         ax.axhline(0.5, color="grey", ls="--", lw=0.8)
