@@ -148,8 +148,6 @@ def predict_frame(
     unit_of: dict[tuple, int] = {}
     unit = np.array([unit_of.setdefault(k, len(unit_of)) for k in keys], dtype=int)
     units = list(unit_of)
-    first_row = np.full(len(units), -1)
-    first_row[unit[::-1]] = good[::-1]  # the first row of each unit, for its notes
     feats = pd.DataFrame(np.nan, index=range(len(units)), columns=ensemble.feature_columns)
     unit_status = np.array([OK] * len(units), dtype=object)
     unit_reason = np.array([""] * len(units), dtype=object)
