@@ -1,0 +1,252 @@
+"""Every stage's declared code deps cover the ``superionic`` modules it runs.
+
+DVC reruns a stage only when a listed dep changes, so a module a stage imports
+but does not list can change the stage's results while ``dvc status`` reports
+nothing to do. For each ``superionic <command>`` stage this test finds the
+module the CLI runs, follows its ``superionic`` imports statically (top-level
+and function-local, ``from pkg import submodule`` included) and requires each
+module file reached to be listed in the stage's ``deps`` (the file itself or a
+folder above it).
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT
+from superionic.cli import STAGES, TOOLS
+
+PACKAGE = "superionic"
+PACKAGE_DIR = REPO_ROOT / "src" / PACKAGE
+COMMAND = "superionic"
+# What the CLI calls in a stage's module (``run_stage(cfg)``; a tool's ``main(argv)``).
+ENTRY_POINTS = ("run_stage", "main")
+
+# Modules no stage needs to list: what they do cannot change a stage's outputs.
+# Keep this short; everything else a stage imports is a dep. An exempt module's
+# own imports are not followed (a stage reaches them only through it).
+EXEMPT = {
+    # MLflow only: opens runs, logs params/metrics/artifacts/tags, and anchors a
+    # relative local store (MLflow's, tune's Optuna study) at the workspace root
+    # so the same configured store is used from any working copy. It writes
+    # nothing DVC tracks; every stage imports it, so listing it would rerun the
+    # whole pipeline for a logging change.
+    "superionic.tracking",
+    # The params.yaml loader every stage runs through (the CLI; explore's main):
+    # it checks params.yaml against the schemas and refuses it or passes it on.
+    # The values a stage reads come from params.yaml, which DVC tracks key by
+    # key; test_schemas_add_no_value_to_params_yaml keeps it that way.
+    "superionic.config",
+}
+
+
+def module_file(module: str) -> Path | None:
+    """The source file of a ``superionic`` module or package, None if there is none."""
+    base = PACKAGE_DIR.parent.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _is_package(module: str) -> bool:
+    return (PACKAGE_DIR.parent.joinpath(*module.split(".")) / "__init__.py").is_file()
+
+
+def _absolute(module: str, node: ast.ImportFrom) -> str:
+    """The absolute module name of ``from <node.module> import ...`` written inside ``module``."""
+    if not node.level:
+        return node.module or ""
+    parts = module.split(".")
+    # the package a relative import starts from: the module's own package, one more level per extra dot
+    package = parts if _is_package(module) else parts[:-1]
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def _ours(module: str) -> bool:
+    return module == PACKAGE or module.startswith(PACKAGE + ".")
+
+
+def _with_parents(module: str) -> set[str]:
+    """Importing a.b.c runs a/__init__.py and a/b/__init__.py first."""
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+
+def _import_nodes(tree: ast.Module, entry: bool) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement of a module, functions included; outside the entry module, not
+    those inside its own stage entry points (only the CLI calls them, see test below)."""
+    skipped = set()
+    if not entry:
+        for statement in tree.body:
+            if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef) and statement.name in ENTRY_POINTS:
+                skipped |= {id(node) for node in ast.walk(statement)}
+    return [node for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in skipped]
+
+
+@cache
+def direct_imports(module: str, entry: bool = False) -> frozenset[str]:
+    """``superionic`` modules imported anywhere in ``module``'s source (functions included).
+
+    ``entry``: the module is the one the stage's command runs, so its entry points run too."""
+    path = module_file(module)
+    assert path is not None, f"no source file for {module}"
+    found: set[str] = set()
+    for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)), entry):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            origin = _absolute(module, node)
+            # `from pkg import name`: name is a submodule when a file says so, else an attribute of pkg
+            names = [origin, *(f"{origin}.{alias.name}" for alias in node.names
+                               if module_file(f"{origin}.{alias.name}") is not None)]
+        else:
+            continue
+        for name in names:
+            if _ours(name):
+                found |= {m for m in _with_parents(name) if module_file(m) is not None}
+    found.discard(module)
+    return frozenset(found)
+
+
+def closure(module: str) -> set[str]:
+    """``module`` and every ``superionic`` module it reaches through imports."""
+    seen: set[str] = set()
+    todo = [module, *_with_parents(module)]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            if current not in EXEMPT:
+                todo.extend(direct_imports(current, entry=current == module))
+    return seen
+
+
+def _inert(path: Path) -> bool:
+    """A docstring and literal assignments (``__version__``) only: running it defines no behaviour."""
+    for statement in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+            continue
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant):
+            continue
+        return False
+    return True
+
+
+def required_files(module: str) -> set[str]:
+    """Repository-relative files a stage running ``module`` must list."""
+    files = set()
+    for name in closure(module) - EXEMPT:
+        path = module_file(name)
+        assert path is not None
+        if path.name == "__init__.py" and _inert(path):
+            continue  # an empty package marker; one that gains code is required like any module
+        files.add(path.relative_to(REPO_ROOT).as_posix())
+    return files
+
+
+def covered(path: str, deps: list[str]) -> bool:
+    return any(path == dep.rstrip("/") or path.startswith(dep.rstrip("/") + "/") for dep in deps)
+
+
+def _stages() -> dict[str, dict]:
+    return yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+
+
+def _command_module(cmd: str) -> str | None:
+    words = cmd.split()
+    if len(words) < 2 or words[0] != COMMAND:
+        return None
+    return STAGES.get(words[1]) or TOOLS.get(words[1])
+
+
+CLI_STAGES = sorted(name for name, stage in _stages().items() if str(stage.get("cmd", "")).split()[:1] == [COMMAND])
+
+
+def test_every_superionic_stage_maps_to_a_module():
+    assert CLI_STAGES, "no `superionic <command>` stage found in dvc.yaml"
+    unknown = {name: _stages()[name]["cmd"] for name in CLI_STAGES if _command_module(_stages()[name]["cmd"]) is None}
+    assert not unknown, f"stages whose command the CLI does not know: {unknown}"
+
+
+@pytest.mark.parametrize("stage", CLI_STAGES)
+def test_stage_lists_every_module_it_imports(stage):
+    spec = _stages()[stage]
+    module = _command_module(spec["cmd"])
+    assert module is not None
+    deps = [dep for dep in spec.get("deps", []) if isinstance(dep, str)]
+    missing = sorted(path for path in required_files(module) if not covered(path, deps))
+    assert not missing, (
+        f"dvc.yaml stage {stage!r} ({module}) imports code it does not list in deps; add: {', '.join(missing)}"
+    )
+
+
+def test_listed_code_deps_exist():
+    """A renamed or deleted module must not linger as a dep (DVC would fail the stage)."""
+    stale = {name: dep for name, spec in _stages().items() for dep in spec.get("deps", [])
+             if isinstance(dep, str) and dep.startswith("src/") and not (REPO_ROOT / dep).exists()}
+    assert not stale, f"deps that do not exist: {stale}"
+
+
+def test_schemas_add_no_value_to_params_yaml():
+    """superionic.config is exempt because it only accepts or refuses params.yaml: no schema default may
+    fill a key params.yaml lacks (the value would then come from unlisted code, not a tracked param)."""
+    from omegaconf import OmegaConf
+
+    from superionic.config import load_params
+
+    def keys(node, prefix=""):
+        found = set()
+        for key in node.keys():
+            found.add(f"{prefix}{key}")
+            child = node._get_node(key)
+            if OmegaConf.is_dict(child):
+                found |= keys(child, f"{prefix}{key}.")
+        return found
+
+    params = REPO_ROOT / "params.yaml"
+    added = keys(load_params(params)) - keys(OmegaConf.load(params))
+    assert not added, f"schema defaults supply keys params.yaml lacks (set them in conf/): {sorted(added)}"
+
+
+def test_only_the_cli_calls_stage_entry_points():
+    """The walker skips imports inside other modules' run_stage/main: true only while no module calls them."""
+    callers = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            calls_other = (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                           and node.func.attr in ENTRY_POINTS)
+            imports_one = (isinstance(node, ast.ImportFrom)
+                           and any(alias.name in ENTRY_POINTS for alias in node.names))
+            if calls_other or imports_one:
+                callers.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+    assert not callers, f"a module runs another stage's entry point (follow its imports): {callers}"
+
+
+# --- the import walker itself ------------------------------------------------
+
+
+def test_walker_follows_function_local_and_submodule_imports():
+    # screening.predict imports superionic.cluster inside a function
+    assert "superionic.cluster" in closure("superionic.screening.predict")
+    # `from superionic import models` reaches the package, not a module named superionic/models.py
+    assert "superionic.models" in direct_imports("superionic.models.ensemble")
+    # transitive: nasicon.sisso -> nasicon.sis -> nasicon.space
+    assert "superionic.nasicon.space" in closure("superionic.nasicon.sisso")
+
+
+def test_covered_accepts_the_file_or_a_folder_above_it():
+    assert covered("src/superionic/io.py", ["src/superionic/io.py"])
+    assert covered("src/superionic/md/io.py", ["src/superionic/md"])
+    assert covered("src/superionic/md/io.py", ["src/superionic/md/"])
+    assert not covered("src/superionic/md/io.py", ["src/superionic/m"])
+    assert not covered("src/superionic/io.py", ["src/superionic/md/io.py"])
