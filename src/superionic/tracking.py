@@ -63,9 +63,18 @@ def redact(text: str) -> str:
 CODE_PATHS = ("src", "conf", "dvc.yaml", "pyproject.toml", "Makefile")
 
 
-def workspace_root() -> Path:
-    """The DVC workspace a stage belongs to (the parent repository for a queued experiment)."""
-    return Path(os.environ.get("DVC_ROOT") or ".").resolve()
+def workspace_root(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """The DVC workspace a stage belongs to (the parent repository for a queued experiment).
+
+    ``env`` and ``cwd`` default to the process's; DVC sets ``DVC_ROOT`` for every
+    stage, to the parent workspace in a temporary copy, so without it (a stage
+    run by hand) the working directory is the workspace.
+    """
+    env = os.environ if env is None else env
+    base = Path.cwd() if cwd is None else Path(cwd)
+    root = env.get("DVC_ROOT")
+    # a relative DVC_ROOT is read from cwd; an absolute one replaces it
+    return (base / root).resolve() if root else base.resolve()
 
 
 def anchored_uri(uri: str, root: Path) -> str:
