@@ -12,6 +12,7 @@ folder above it).
 from __future__ import annotations
 
 import ast
+from enum import Enum
 from functools import cache
 from pathlib import Path
 
@@ -40,7 +41,7 @@ EXEMPT = {
     # The params.yaml loader every stage runs through (the CLI; explore's main):
     # it checks params.yaml against the schemas and refuses it or passes it on.
     # The values a stage reads come from params.yaml, which DVC tracks key by
-    # key; test_schemas_add_no_value_to_params_yaml keeps it that way.
+    # key; test_the_params_loader_passes_params_yaml_on_unchanged keeps it that way.
     "superionic.config",
 }
 
@@ -195,25 +196,45 @@ def test_listed_code_deps_exist():
     assert not stale, f"deps that do not exist: {stale}"
 
 
-def test_schemas_add_no_value_to_params_yaml():
+def _differences(loaded, raw, key=""):
+    """Where ``loaded`` is not ``raw``: a key params.yaml lacks, or a value the schema changed."""
+    if isinstance(loaded, dict) and isinstance(raw, dict):
+        found = [f"{key}{name} (not in params.yaml)" for name in loaded.keys() - raw.keys()]
+        for name in loaded.keys() & raw.keys():
+            found += _differences(loaded[name], raw[name], f"{key}{name}.")
+        return found
+    if isinstance(loaded, list) and isinstance(raw, list) and len(loaded) == len(raw):
+        return [d for i, (a, b) in enumerate(zip(loaded, raw)) for d in _differences(a, b, f"{key}{i}.")]
+    if not _same_value(loaded, raw):
+        return [f"{key.rstrip('.')}: {raw!r} -> {loaded!r}"]
+    return []
+
+
+def _same_value(loaded, raw) -> bool:
+    if type(loaded) is type(raw):
+        return loaded == raw
+    # the two conversions a schema may make, both keeping the value: an int into a
+    # float field, a string into the enum member of that value (screen.release)
+    if type(loaded) is float and type(raw) is int:
+        return loaded == raw
+    if isinstance(loaded, Enum) and isinstance(raw, str):
+        return loaded.value == raw
+    return False
+
+
+def test_the_params_loader_passes_params_yaml_on_unchanged():
     """superionic.config is exempt because it only accepts or refuses params.yaml: no schema default may
-    fill a key params.yaml lacks (the value would then come from unlisted code, not a tracked param)."""
+    fill a key params.yaml lacks and no schema type may change a value (the stage would then read a value
+    made by unlisted code, not the tracked param)."""
     from omegaconf import OmegaConf
 
     from superionic.config import load_params
 
-    def keys(node, prefix=""):
-        found = set()
-        for key in node.keys():
-            found.add(f"{prefix}{key}")
-            child = node._get_node(key)
-            if OmegaConf.is_dict(child):
-                found |= keys(child, f"{prefix}{key}.")
-        return found
-
     params = REPO_ROOT / "params.yaml"
-    added = keys(load_params(params)) - keys(OmegaConf.load(params))
-    assert not added, f"schema defaults supply keys params.yaml lacks (set them in conf/): {sorted(added)}"
+    loaded = OmegaConf.to_container(load_params(params), resolve=True)
+    raw = OmegaConf.to_container(OmegaConf.load(params), resolve=True)
+    changed = _differences(loaded, raw)
+    assert not changed, f"the schemas change what params.yaml says (fix conf/ or the schema): {changed}"
 
 
 def test_only_the_cli_calls_stage_entry_points():
