@@ -78,6 +78,8 @@ class _Bussi:
     def __init__(self, system: _System, tau_fs: float):
         from ase import units
 
+        if system.kinetic_energy() <= 1e-12:
+            raise ValueError(f"{system.label}: zero kinetic energy, the Bussi thermostat cannot rescale it")
         self.ndof = 3 * system.n_atoms
         self.target = 0.5 * system.temperature * units.kB * self.ndof
         self.exp_term = math.exp(-system.dt / (tau_fs * units.fs))
@@ -111,7 +113,7 @@ class _Langevin:
         self.c3 = np.sqrt(dt) * sigma / 2.0 - dt**1.5 * fr * sigma / 8.0
         self.c5 = dt**1.5 * sigma / (2 * np.sqrt(3))
         self.c4 = fr / 2.0 * self.c5
-        self.rnd_pos = self.rnd_vel = self.v = None
+        self.rnd_vel = self.v = None
 
     def before_forces(self, s: _System) -> None:
         n, m = s.n_atoms, s.masses
@@ -266,8 +268,8 @@ def _after_step(s: _System) -> None:
     i = produced // s.sample_interval
     _record(s, i)
     if produced >= s.next_report or i == s.n_samples:
-        log.info("%s, T %.0f K, E_pot %.3f eV", progress_line(s.label, produced, s.n_samples * s.sample_interval,
-                 time.perf_counter() - s.started), s.thermo["temperature"][i], s.thermo["potential_energy"][i])  # fmt: skip
+        line = progress_line(s.label, produced, s.n_samples * s.sample_interval, time.perf_counter() - s.started)
+        log.info("%s, T %.0f K, E_pot %.3f eV", line, s.thermo["temperature"][i], s.thermo["potential_energy"][i])
         s.next_report = (produced // s.progress_interval + 1) * s.progress_interval
 
 

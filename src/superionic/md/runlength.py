@@ -95,6 +95,7 @@ def estimate_run_lengths(
 
 def summary_line(plan: pd.DataFrame, target_rsd: float, atom_steps_per_s: float, n_cores: int) -> str:
     """One sentence for the report: total length, atom-steps and time."""
-    return (f"RSD(D) <= {target_rsd:g} for {len(plan)} runs needs {(plan['ps_per_replica'] * plan['replicas']).sum():.0f} "
+    total_ps = float((plan["ps_per_replica"] * plan["replicas"]).sum())
+    return (f"RSD(D) <= {target_rsd:g} for {len(plan)} runs needs {total_ps:.0f} "
             f"ps of MD in total ({plan['atom_steps'].sum():.3g} atom-steps): {plan['wall_h'].sum():.1f} h wall "
             f"({plan['core_h'].sum():.1f} core-h) at {atom_steps_per_s:.0f} atom-steps/s on {n_cores} cores.")  # fmt: skip
