@@ -65,6 +65,15 @@ class AIMDConfig:
 
 
 @dataclass
+class MLIPRun:
+    """One explicit MLIP run (``md.mlip.runs``): its own temperature and length."""
+
+    material: str = MISSING
+    temperature: float = MISSING
+    steps: int = MISSING
+
+
+@dataclass
 class MLIPConfig:
     """Pretrained universal potential NVT molecular dynamics."""
 
@@ -80,6 +89,9 @@ class MLIPConfig:
     candidates_csv: str | None = None
     candidates_id_column: str = "task_id"
     temperatures: list[float] = field(default_factory=lambda: [1100.0, 1400.0])
+    # explicit (material, temperature, steps) runs in place of materials x
+    # temperatures at ``steps`` (then materials must be empty); [] = the product
+    runs: list[MLIPRun] = MISSING
     timestep_fs: float = 2.0
     equilibration_steps: int = 100
     steps: int = 500
@@ -95,6 +107,9 @@ class MLIPConfig:
     thermostat_time_fs: float = 100.0
     # cpu | cuda | auto (cuda when available)
     device: str = "cpu"
+    # advance all runs together, one batched model evaluation per MD step
+    # (superionic.md.batched), in n_jobs batches; false: one ASE loop per run
+    batch: bool = MISSING
     # torch CPU threads per process, and independent runs at once (processes)
     threads: int = 1
     n_jobs: int = 2

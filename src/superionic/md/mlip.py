@@ -8,7 +8,8 @@ total kinetic energy only, so single-ion dynamics (and hence D) are barely
 perturbed, unlike Langevin friction on every atom; ``langevin`` is available
 for comparison. The calculator asks CHGNet for energies and forces only
 (``task="ef"``): NVT needs no stress or magnetic moments, and skipping them
-is cheaper.
+is cheaper. ``md.mlip.batch`` advances all runs together with one batched
+model evaluation per step (:mod:`superionic.md.batched`), same integrators.
 
 Each run is saved as npz (analysed), extended XYZ (for ASE, OVITO and
 DiffusionAnalyzer) and an MD log CSV; see :mod:`superionic.md.io`. While a run
@@ -331,8 +332,22 @@ def candidate_structures(csv_path: str | None, id_column: str) -> tuple[dict[str
     return out, notes
 
 
+def run_list(mlip: DictConfig) -> list[tuple[str | None, float, int]]:
+    """(material, temperature, steps) of every run; material None = every gathered structure.
+
+    ``md.mlip.runs`` when given (each run its own temperature and length),
+    else ``md.mlip.temperatures`` x the materials at ``md.mlip.steps``.
+    """
+    if mlip.runs:
+        if mlip.materials:
+            raise ValueError("md.mlip.runs names its materials: leave md.mlip.materials empty")
+        return sorted((str(r.material), float(r.temperature), int(r.steps)) for r in mlip.runs)
+    return [(None, float(t), int(mlip.steps)) for t in sorted(float(t) for t in mlip.temperatures)]
+
+
 def gather_structures(md: DictConfig) -> tuple[dict[str, Structure], list[str]]:
-    structures = dict(starting_structures(Path(md.aimd.data), list(md.mlip.materials) or None))
+    named = sorted({m for m, _, _ in run_list(md.mlip) if m is not None}) or list(md.mlip.materials)
+    structures = dict(starting_structures(Path(md.aimd.data), named or None))
     structures.update(cif_structures(md.mlip.cif_dir))
     candidates, notes = candidate_structures(md.mlip.candidates_csv, md.mlip.candidates_id_column)
     for mpid, s in candidates.items():
@@ -352,20 +367,51 @@ _WORKER: dict = {}
 def _init_worker(model_name: str, device: str, threads: int) -> None:
     import torch
 
+    from superionic.md.batched import BatchedPotential
+
     torch.set_num_threads(threads)
-    _WORKER["calc"] = make_calculator(load_model(model_name, device), device)
+    model = load_model(model_name, device)
+    _WORKER["calc"] = make_calculator(model, device)
+    _WORKER["potential"] = BatchedPotential(model, device)
 
 
 def _simulate_one(job: dict) -> tuple[Trajectory, dict[str, np.ndarray], MDTiming]:
     return run_nvt(job.pop("structure"), _WORKER["calc"], **job)
 
 
-def _simulate_on_worker(job: dict, init_args: tuple) -> tuple[Trajectory, dict[str, np.ndarray], MDTiming]:
-    """A Dask task: load the model once per worker process, then run one job."""
+def _simulate_batch(jobs: list[dict]) -> list[tuple[Trajectory, dict[str, np.ndarray], MDTiming]]:
+    from superionic.md.batched import run_nvt_batched
+
+    return run_nvt_batched(jobs, _WORKER["potential"], equilibration_tau_fs=EQUILIBRATION_TAU_FS)
+
+
+def _ensure_worker(init_args: tuple) -> None:
     if _WORKER.get("init") != init_args:
         _init_worker(*init_args)
         _WORKER["init"] = init_args
+
+
+def _simulate_on_worker(job: dict, init_args: tuple) -> tuple[Trajectory, dict[str, np.ndarray], MDTiming]:
+    """A Dask task: load the model once per worker process, then run one job."""
+    _ensure_worker(init_args)
     return _simulate_one(dict(job))
+
+
+def _simulate_batch_on_worker(jobs: list[dict], init_args: tuple) -> list:
+    """A Dask task: one batch of jobs through the batched engine."""
+    _ensure_worker(init_args)
+    return _simulate_batch([dict(job) for job in jobs])
+
+
+def batch_groups(n_jobs_total: int, n_groups: int) -> list[list[int]]:
+    """Job indices of each batch: round-robin, so every batch mixes sizes and temperatures alike.
+
+    Deterministic in the job list and ``n_groups``: a batch's composition can
+    change a run's forces at float32 rounding level, so it must not depend on
+    anything else.
+    """
+    n_groups = max(1, min(n_groups, n_jobs_total))
+    return [list(range(g, n_jobs_total, n_groups)) for g in range(n_groups)]
 
 
 def simulate_all(
@@ -379,26 +425,43 @@ def simulate_all(
     local worker processes by default, a running scheduler or Slurm by
     ``cluster``. Each run has its own seed: results do not depend on n_jobs or
     on where the runs execute.
+
+    ``md.mlip.batch`` runs the jobs through the batched engine
+    (:mod:`superionic.md.batched`, one model evaluation per step for a whole
+    batch) in ``n_jobs`` batches, one per process. The random streams are the
+    same; forces differ from the unbatched ones at float32 rounding level, and
+    with the batching (``n_jobs``), which chaotic MD amplifies over long runs
+    into statistically equivalent but different trajectories.
     """
     device = resolve_device(mlip.device)
     if mlip.threads < 1 or mlip.n_jobs < 1:
         raise ValueError("md.mlip.threads and md.mlip.n_jobs must be >= 1")
+    cells = {m: supercell_for(s, mlip.supercell_min_length) for m, s in structures.items()}
+    runs = run_list(mlip)
+    unknown = sorted({m for m, _, _ in runs if m is not None} - set(cells))
+    if unknown:
+        raise ValueError(f"md.mlip.runs: no structure for {unknown}")
     jobs = []
-    for material, structure in sorted(structures.items()):
-        cell = supercell_for(structure, mlip.supercell_min_length)
-        for temperature in sorted(float(t) for t in mlip.temperatures):
+    for material in sorted(cells):
+        for temperature, steps in [(t, n) for m, t, n in runs if m in (None, material)]:
             jobs.append(dict(
-                structure=cell, material=material, temperature=temperature,
+                structure=cells[material], material=material, temperature=temperature,
                 timestep_fs=float(mlip.timestep_fs), equilibration_steps=int(mlip.equilibration_steps),
-                steps=int(mlip.steps), sample_interval=int(mlip.sample_interval),
+                steps=steps, sample_interval=int(mlip.sample_interval),
                 thermostat=str(mlip.thermostat), thermostat_time_fs=float(mlip.thermostat_time_fs),
                 rng=run_seed(seed, material, temperature),
                 progress_interval=int(mlip.progress_interval),
             ))  # fmt: skip
     init_args = (str(mlip.model), device, int(mlip.threads))
-    if mlip.n_jobs == 1 or len(jobs) == 1:
+    # batched: n_jobs batches (one per process) instead of n_jobs single runs
+    tasks = batch_groups(len(jobs), int(mlip.n_jobs)) if mlip.batch else [[i] for i in range(len(jobs))]
+    if len(tasks) == 1 or mlip.n_jobs == 1:
         _init_worker(*init_args)
-        outputs = [_simulate_one(dict(job)) for job in jobs]
+        _WORKER["init"] = init_args
+        if mlip.batch:
+            results = [_simulate_batch([dict(jobs[i]) for i in task]) for task in tasks]
+        else:
+            results = [[_simulate_one(dict(jobs[i]))] for (i,) in tasks]
     else:
         from omegaconf import OmegaConf
 
@@ -406,8 +469,15 @@ def simulate_all(
 
         # without a cluster config (a direct call), local worker processes
         target = cluster if cluster is not None else OmegaConf.create({"kind": "local", "n_workers": 1})
-        with open_client(target, n_workers=min(int(mlip.n_jobs), len(jobs))) as client:
-            outputs = map_in_order(client, _simulate_on_worker, [dict(job) for job in jobs], init_args=init_args)
+        with open_client(target, n_workers=min(int(mlip.n_jobs), len(tasks))) as client:
+            if mlip.batch:
+                results = map_in_order(client, _simulate_batch_on_worker, [[dict(jobs[i]) for i in task]
+                                       for task in tasks], init_args=init_args)  # fmt: skip
+            else:
+                results = [[r] for r in map_in_order(client, _simulate_on_worker, [dict(job) for job in jobs],
+                                                     init_args=init_args)]  # fmt: skip
+    by_index = {i: out for task, outs in zip(tasks, results, strict=True) for i, out in zip(task, outs, strict=True)}
+    outputs = [by_index[i] for i in range(len(jobs))]
     trajectories, unstable, timings = [], [], []
     for job, (traj, thermo, timing) in zip(jobs, outputs, strict=True):
         material, temperature = job["material"], job["temperature"]

@@ -39,6 +39,16 @@ C_LD_AIMD, C_LD_AIMD_ERR = "log10_D_aimd", "log10_D_aimd_err"
 C_LD_MLIP, C_LD_MLIP_ERR = "log10_D_mlip", "log10_D_mlip_err"
 
 
+def run_lengths(mlip_cfg) -> str:
+    """The production length(s) and temperatures, in words."""
+    if mlip_cfg.runs:
+        per = "; ".join(f"{r.material} {float(r.temperature):g} K {int(r.steps) * mlip_cfg.timestep_fs / 1000:g} ps"
+                        for r in mlip_cfg.runs)  # fmt: skip
+        return f"production runs (md.mlip.runs): {per}"
+    return (f"{mlip_cfg.steps} production steps ({mlip_cfg.steps * mlip_cfg.timestep_fs / 1000:g} ps) at "
+            f"{', '.join(f'{t:g}' for t in mlip_cfg.temperatures)} K")  # fmt: skip
+
+
 def compare_fits(aimd_fits: pd.DataFrame, mlip_fits: pd.DataFrame) -> pd.DataFrame:
     """Per material simulated by the MLIP: both Arrhenius results side by side."""
     a = aimd_fits.set_index(T.COL_MATERIAL)
@@ -250,9 +260,8 @@ def render(
     L += [
         f"**{label}**. CHGNet {mlip_cfg.model} (weights bundled in the package), NVT "
         f"({mlip_cfg.thermostat} thermostat, τ = {mlip_cfg.thermostat_time_fs:g} fs), time step "
-        f"{mlip_cfg.timestep_fs:g} fs, {mlip_cfg.equilibration_steps} equilibration + {mlip_cfg.steps} "
-        f"production steps ({mlip_cfg.steps * mlip_cfg.timestep_fs / 1000:g} ps) at "
-        f"{', '.join(f'{t:g}' for t in mlip_cfg.temperatures)} K, starting from the AIMD cells, "
+        f"{mlip_cfg.timestep_fs:g} fs, {mlip_cfg.equilibration_steps} equilibration + {run_lengths(mlip_cfg)}, "
+        "starting from the AIMD cells, "
         f"device {timing.get('device', '?')}.",
         "",
         f"Trajectories: `{md.out_dir}/mlip/<material>/<T>K.extxyz` (unwrapped Cartesian positions, cell and "

@@ -1,0 +1,107 @@
+"""Batched MLIP MD: same trajectories as the standard ASE loop, mixed sizes, stage wiring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from pymatgen.core import Lattice, Structure
+
+from superionic.md import batched, mlip
+
+
+@pytest.fixture(scope="module")
+def model():
+    import torch
+
+    torch.set_num_threads(1)
+    return mlip.load_model("0.3.0", "cpu")
+
+
+def licl() -> Structure:
+    # rock-salt LiCl conventional cell, 8 atoms
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.13), ["Li", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def jobs(thermostat: str) -> list[dict]:
+    """Three runs of two sizes (8 and 16 atoms), two temperatures, two lengths."""
+    specs = [("LiCl", licl(), 600.0, 8), ("LiCl-2x", licl() * (2, 1, 1), 900.0, 12), ("LiCl", licl(), 1200.0, 12)]
+    return [dict(structure=s, material=m, temperature=t, timestep_fs=2.0, equilibration_steps=3, steps=n,
+                 sample_interval=2, thermostat=thermostat, thermostat_time_fs=50.0, rng=mlip.run_seed(0, m, t),
+                 progress_interval=4) for m, s, t, n in specs]  # fmt: skip
+
+
+@pytest.mark.parametrize("thermostat", ["bussi", "langevin"])
+def test_batched_matches_standard_ase_loop(model, thermostat):
+    calc = mlip.make_calculator(model, "cpu")
+    standard = [mlip.run_nvt(job.pop("structure"), calc, **job) for job in jobs(thermostat)]
+    fast = batched.run_nvt_batched(jobs(thermostat), batched.BatchedPotential(model, "cpu"),
+                                   equilibration_tau_fs=mlip.EQUILIBRATION_TAU_FS)  # fmt: skip
+    assert len(fast) == 3
+    for (a, ha, ta), (b, hb, tb) in zip(standard, fast, strict=True):
+        assert (a.material, a.temperature, a.species) == (b.material, b.temperature, b.species)
+        assert a.displacements.shape == b.displacements.shape
+        assert a.frame_interval_fs == b.frame_interval_fs and a.volume == pytest.approx(b.volume)
+        # same random stream and integrator: only float32 rounding of the batched forward differs
+        np.testing.assert_allclose(b.origin, a.origin, atol=1e-6)
+        np.testing.assert_allclose(b.displacements, a.displacements, atol=1e-4)
+        np.testing.assert_allclose(b.cell, a.cell)
+        assert list(ha) == list(hb)
+        np.testing.assert_array_equal(ha["step"], hb["step"])
+        np.testing.assert_allclose(hb["potential_energy"], ha["potential_energy"], atol=1e-3)
+        np.testing.assert_allclose(hb["temperature"], ha["temperature"], rtol=1e-4)
+        assert (ta.steps, ta.n_atoms) == (tb.steps, tb.n_atoms) and tb.wall_s > 0
+
+
+def test_batched_forces_match_chgnet_on_mixed_sizes(model):
+    """One batched evaluation of an 8- and a 16-atom cell: CHGNet's own energies and forces of each."""
+    potential = batched.BatchedPotential(model, "cpu")
+    small, big = licl(), licl() * (2, 1, 1)
+    small.perturb(0.1, min_distance=0.05)
+    big.perturb(0.1, min_distance=0.05)
+    graphs = [model.graph_converter(s) for s in (small, big)]
+    energies, forces = potential(graphs)
+    assert [f.shape for f in forces] == [(8, 3), (16, 3)]
+    for s, e, f in zip((small, big), energies, forces, strict=True):
+        ref = model.predict_structure(s, task="ef")
+        np.testing.assert_allclose(f, ref["f"], atol=1e-4)
+        assert e == pytest.approx(float(ref["e"]) * len(s), abs=1e-3)
+
+
+def test_batch_groups_are_round_robin_and_cover_every_job():
+    assert mlip.batch_groups(5, 2) == [[0, 2, 4], [1, 3]]
+    assert mlip.batch_groups(2, 8) == [[0], [1]]
+    assert mlip.batch_groups(3, 1) == [[0, 1, 2]]
+
+
+def test_simulate_all_batched_writes_the_standard_run_files(model, tmp_path):
+    """The stage path with md.mlip.batch and md.mlip.runs: same files and formats as the ASE loop."""
+    from ase.io import read
+
+    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0,
+            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
+            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "materials": [], "temperatures": [],
+            "steps": 0, "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 6},
+                                 {"material": "LiCl", "temperature": 900.0, "steps": 4}]}  # fmt: skip
+    out = {}
+    for batch in (False, True):
+        cfg = OmegaConf.create({**base, "batch": batch})
+        out[batch], unstable, timings = mlip.simulate_all({"LiCl": licl()}, cfg, 0, tmp_path / str(batch))
+        assert [t["steps"] for t in timings] == [6, 4]
+    for a, b in zip(out[False], out[True], strict=True):
+        assert a.source == b.source
+        np.testing.assert_allclose(a.displacements, b.displacements, atol=1e-4)
+    files = sorted(p.name for p in (tmp_path / "True" / "LiCl").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "False" / "LiCl").iterdir())
+    assert files == ["600K.extxyz", "600K.npz", "600K_log.csv", "900K.extxyz", "900K.npz", "900K_log.csv"]
+    frames = read(tmp_path / "True" / "LiCl" / "600K.extxyz", index=":")
+    assert len(frames) == 4 and frames[-1].info["step"] == 6
+
+
+def test_runs_list_and_materials_are_exclusive():
+    cfg = OmegaConf.create({"runs": [{"material": "a", "temperature": 800.0, "steps": 10}], "materials": ["a"],
+                            "temperatures": [], "steps": 0})  # fmt: skip
+    with pytest.raises(ValueError, match="md.mlip.runs"):
+        mlip.run_list(cfg)
+    product = OmegaConf.create({"runs": [], "materials": [], "temperatures": [1400.0, 800.0], "steps": 7})
+    assert mlip.run_list(product) == [(None, 800.0, 7), (None, 1400.0, 7)]
