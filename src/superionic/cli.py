@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "dataset": "superionic.data.dataset",
     "tune": "superionic.models.tune",
     "evaluate": "superionic.models.evaluate",
+    "mp-pretrain": "superionic.features.mp_encoder",
     "generalize": "superionic.models.generalize",
     "structure-ablation": "superionic.models.structure_ablation",
     "importance": "superionic.models.importance",

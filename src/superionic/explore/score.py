@@ -56,10 +56,11 @@ def descriptors(enum: Enumeration, chunk_rows: int = 20_000) -> pd.DataFrame:
 
 def model_inputs(cd: pd.DataFrame, enum: Enumeration, deployed: Any) -> pd.DataFrame:
     """The deployed model's feature columns for every composition."""
-    from superionic.models.generalize import LI_BLOCK, block_features
+    from superionic.models.generalize import block_features, needs_amounts
 
-    amounts = z_order_amounts(enum.amounts, enum.elements) if LI_BLOCK in deployed.feature_blocks else None
-    return block_features(cd[list(deployed.cd_columns)], amounts, deployed.feature_blocks)[deployed.feature_columns]
+    blocks = deployed.feature_blocks
+    amounts = z_order_amounts(enum.amounts, enum.elements) if needs_amounts(blocks) else None
+    return block_features(cd[list(deployed.cd_columns)], amounts, blocks, deployed.encoder)[deployed.feature_columns]
 
 
 def neighbours(X: pd.DataFrame, deployed: Any, train: pd.DataFrame, k: int) -> list[str]:

@@ -101,6 +101,22 @@ class StructureAblationConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """The Materials Project composition model whose features the ``mp`` block transfers."""
+
+    formation_energy: str = MISSING
+    band_gap: str = MISSING
+    width: int = MISSING
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    learning_rate: float = MISSING
+    weight_decay: float = MISSING
+    validation_fraction: float = MISSING
+    model: str = MISSING
+    metrics: str = MISSING
+
+
+@dataclass
 class GeneralizeConfig:
     """Variants scored under grouped CV with calibration and abstention (superionic.models.generalize)."""
 
@@ -115,6 +131,7 @@ class GeneralizeConfig:
     source_groups: dict[str, list[str]] = MISSING
     n_jobs: int = MISSING
     structure: StructureAblationConfig = field(default_factory=StructureAblationConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     report_dir: str = MISSING
     report: str = MISSING
     metrics: str = MISSING

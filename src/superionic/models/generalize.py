@@ -57,7 +57,12 @@ log = logging.getLogger(__name__)
 
 CD_BLOCK = "cd"
 LI_BLOCK = "li"
-FEATURE_BLOCKS = (CD_BLOCK, LI_BLOCK)
+MATSCHOLAR_BLOCK = "matscholar"
+MEGNET_BLOCK = "megnet"
+MP_BLOCK = "mp"
+FEATURE_BLOCKS = (CD_BLOCK, LI_BLOCK, MATSCHOLAR_BLOCK, MEGNET_BLOCK, MP_BLOCK)
+# blocks computed from the exact element amounts rather than the dataset's descriptor columns
+AMOUNT_BLOCKS = (LI_BLOCK, MATSCHOLAR_BLOCK, MEGNET_BLOCK, MP_BLOCK)
 
 RANDOM = "random"
 CHEMSYS = "chemsys"
@@ -85,30 +90,50 @@ def variant_name(feature_set: str, model: str) -> str:
 # --- features -------------------------------------------------------------
 
 
-def feature_table(frame: pd.DataFrame, cd_columns: Sequence[str], blocks: Sequence[str]) -> pd.DataFrame:
+def needs_amounts(blocks: Sequence[str]) -> bool:
+    return any(b in AMOUNT_BLOCKS for b in blocks)
+
+
+def feature_table(frame: pd.DataFrame, cd_columns: Sequence[str], blocks: Sequence[str],
+                  encoder: Any = None) -> pd.DataFrame:
     """The columns of the named feature blocks for every row of the dataset table."""
     amounts = None
-    if LI_BLOCK in blocks:
+    if needs_amounts(blocks):
         from pymatgen.core import Composition
 
         from superionic.features.lithium import amount_matrix
 
         amounts = amount_matrix([Composition(a) for a in frame[D.AMOUNTS]])
-    return block_features(frame[list(cd_columns)] if CD_BLOCK in blocks else None, amounts, blocks)
+    return block_features(frame[list(cd_columns)] if CD_BLOCK in blocks else None, amounts, blocks, encoder)
 
 
-def block_features(cd: pd.DataFrame | None, amounts: np.ndarray | None, blocks: Sequence[str]) -> pd.DataFrame:
-    """The named blocks from the CD descriptors and the element-amount matrix (Z order) of the same rows."""
+def block_features(cd: pd.DataFrame | None, amounts: np.ndarray | None, blocks: Sequence[str],
+                   encoder: Any = None) -> pd.DataFrame:
+    """The named blocks from the CD descriptors and the element-amount matrix (Z order) of the same rows.
+
+    ``encoder`` is the pre-trained :class:`~superionic.features.mp_encoder.MPEncoder`, needed by the
+    ``mp`` block only.
+    """
     unknown = sorted(set(blocks) - set(FEATURE_BLOCKS))
     if unknown:
         raise ValueError(f"generalize.feature_sets: unknown block(s) {unknown}; choose from {FEATURE_BLOCKS}")
+    if MP_BLOCK in blocks and encoder is None:
+        raise ValueError("the mp block needs the pre-trained encoder (generalize.pretrain.model; "
+                         "run `dvc repro mp-pretrain`)")
     parts = []
-    if CD_BLOCK in blocks:
-        parts.append(cd.astype(float).reset_index(drop=True))
-    if LI_BLOCK in blocks:
-        from superionic.features.lithium import lithium_features_from_amounts
+    for block in blocks:
+        if block == CD_BLOCK:
+            parts.append(cd.astype(float).reset_index(drop=True))
+        elif block == LI_BLOCK:
+            from superionic.features.lithium import lithium_features_from_amounts
 
-        parts.append(lithium_features_from_amounts(amounts))
+            parts.append(lithium_features_from_amounts(amounts))
+        elif block in (MATSCHOLAR_BLOCK, MEGNET_BLOCK):
+            from superionic.features.element_embedding import embedding_features_from_amounts
+
+            parts.append(embedding_features_from_amounts(amounts, block))
+        else:
+            parts.append(encoder.features_from_amounts(amounts))
     return pd.concat(parts, axis=1)
 
 
@@ -314,11 +339,13 @@ class DeployedModel:
     # applicability domain: mean distance to the k nearest training rows (z-scored features)
     ad_neighbors: int
     ad_quantile: float
+    # the pre-trained MP composition model, when a block needs it
+    encoder: Any = None
 
     def features(self, descriptors: pd.DataFrame, amounts: Sequence[str]) -> pd.DataFrame:
         """Model inputs from the dataset descriptors of each row and its exact composition."""
         frame = descriptors.reset_index(drop=True).assign(**{D.AMOUNTS: list(amounts)})
-        return feature_table(frame, self.cd_columns, self.feature_blocks)[self.feature_columns]
+        return feature_table(frame, self.cd_columns, self.feature_blocks, self.encoder)[self.feature_columns]
 
     def member_probabilities(self, X: pd.DataFrame) -> np.ndarray:
         """P(superionic) of each calibrated inner-fold model, shape (models, rows); their mean is the model's."""
@@ -355,13 +382,13 @@ class DeployedModel:
 def score_variants(
     frame: pd.DataFrame, cd_columns: Sequence[str], y: np.ndarray, folds: Mapping[str, Folds],
     feature_sets: Mapping[str, Sequence[str]], models: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]],
-    method: str, inner_folds: int, coverage: float, n_bins: int, seed: int, n_jobs: int,
+    method: str, inner_folds: int, coverage: float, n_bins: int, seed: int, n_jobs: int, encoder: Any = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, pd.DataFrame]]:
     """Scores of every variant under every protocol; also the out-of-fold tables per variant."""
     chemsys = frame[D.CHEMSYS].astype(str).to_numpy()
     rows, detail, oofs = [], {}, {}
     for set_name, blocks in feature_sets.items():
-        X = feature_table(frame, cd_columns, blocks)
+        X = feature_table(frame, cd_columns, blocks, encoder)
         for model_name, (spec, params) in models.items():
             name = variant_name(set_name, model_name)
             start = time.perf_counter()
@@ -385,12 +412,13 @@ def fit_deployed(
     X: pd.DataFrame, y: np.ndarray, chemsys: np.ndarray, cd_columns: Sequence[str], variant: str,
     blocks: Sequence[str], spec: Mapping[str, Any], params: Mapping[str, Any], oof_chemsys: pd.DataFrame,
     method: str, inner_folds: int, coverage: float, seed: int, ad_neighbors: int, ad_quantile: float,
+    encoder: Any = None,
 ) -> DeployedModel:
     """The variant refitted on every row; ``X`` is its :func:`feature_table`."""
     model = fit_calibrated(spec, params, X, y, chemsys, method, inner_folds, seed)
     cutoff = selective(oof_chemsys["y"].to_numpy(), oof_chemsys["p"].to_numpy(), coverage)[1]
     return DeployedModel(variant, list(blocks), list(cd_columns), list(X.columns), model, cutoff, coverage, X,
-                         ad_neighbors, ad_quantile)
+                         ad_neighbors, ad_quantile, encoder if MP_BLOCK in blocks else None)
 
 
 def _save_plot(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: Any) -> Any:
@@ -438,7 +466,7 @@ def plot_coverage(curve: pd.DataFrame, coverage: float, path: Any) -> Any:
 def run_stage(cfg: Any) -> None:
     from superionic.io import TABLE_DECIMALS, write_csv, write_json, write_text
     from superionic.models.data import load
-    from superionic.models.ensemble import save_model
+    from superionic.models.ensemble import load_verified, save_model
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     g = cfg.generalize
@@ -453,18 +481,23 @@ def run_stage(cfg: Any) -> None:
     if unknown:
         raise ValueError(f"generalize.selection: unknown protocol(s) {unknown}; choose from {PROTOCOLS}")
     feature_sets = {k: list(v) for k, v in g.feature_sets.items()}
+    encoder = None
+    if any(MP_BLOCK in blocks for blocks in feature_sets.values()):
+        from superionic.features.mp_encoder import MPEncoder
+
+        encoder = load_verified(g.pretrain.model, MPEncoder, "generalize.pretrain.model", "mp-pretrain")
     out = Path(g.report_dir)
     with stage_run("generalize", cfg, sections=["generalize", "seed", "classifier", "screen"]):
         start = time.perf_counter()
         folds = make_folds(frame, y, int(g.folds), int(cfg.seed), g.source_groups)
         table, detail, oofs = score_variants(
             frame, data.feature_columns, y, folds, feature_sets, models, g.calibration, int(g.inner_folds),
-            float(g.coverage), int(g.calibration_bins), int(cfg.seed), int(g.n_jobs),
+            float(g.coverage), int(g.calibration_bins), int(cfg.seed), int(g.n_jobs), encoder,
         )
         default = choose_default(table, list(g.selection))
         set_name, model_name = default.split("+", 1)
         spec, params = models[model_name]
-        X_default = feature_table(frame, data.feature_columns, feature_sets[set_name])
+        X_default = feature_table(frame, data.feature_columns, feature_sets[set_name], encoder)
         chemsys = frame[D.CHEMSYS].astype(str).to_numpy()
         paper = paper_protocol_accuracy(spec, params, X_default, y, chemsys, int(cfg.classifier.n_splits),
                                         float(cfg.classifier.test_size), g.calibration, int(g.inner_folds),
@@ -473,7 +506,7 @@ def run_stage(cfg: Any) -> None:
         deployed = fit_deployed(X_default, y, chemsys, data.feature_columns, default, feature_sets[set_name], spec,
                                 params, oof[oof["protocol"] == CHEMSYS], g.calibration, int(g.inner_folds),
                                 float(g.coverage), int(cfg.seed), int(cfg.screen.ad_neighbors),
-                                float(cfg.screen.ad_quantile))  # fmt: skip
+                                float(cfg.screen.ad_quantile), encoder)  # fmt: skip
         save_model(deployed, g.model)
 
         curve = pd.DataFrame({"coverage": COVERAGE_GRID})
