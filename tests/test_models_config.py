@@ -22,7 +22,7 @@ def cfg():
 def test_nine_models_in_config(cfg):
     assert list(cfg.classifier.model_names) == NINE
     assert set(NINE) <= set(cfg.models)
-    assert list(cfg.classifier.ensemble_members) == ["gb", "lgbm"]
+    assert cfg.classifier.ensemble_size == 2 and cfg.classifier.member_selection == "grouped_chemsys"
 
 
 def test_unknown_key_in_model_group_fails():
@@ -51,3 +51,24 @@ def test_search_space_samples_fit(cfg, name):
 def test_config_round_trips(cfg):
     spec = OmegaConf.to_container(cfg.models.lgbm)
     assert spec["fixed"]["n_jobs"] == 1 and spec["estimator"] == "lgbm"
+
+
+def test_members_are_the_best_under_the_chosen_protocol_with_stable_ties():
+    import pandas as pd
+
+    from superionic.models.ensemble import select_members
+
+    grouped = pd.DataFrame({
+        "model": ["gb", "lgbm", "rf", "gb", "lgbm", "rf"],
+        "protocol": ["grouped_chemsys"] * 3 + ["paper_100_splits"] * 3,
+        "accuracy": [0.81, 0.82, 0.81, 0.86, 0.85, 0.84],
+    })
+    assert select_members(grouped, "grouped_chemsys", 2, ["rf", "gb", "lgbm"]) == ["lgbm", "rf"]
+    assert select_members(grouped, "grouped_chemsys", 2, ["gb", "rf", "lgbm"]) == ["lgbm", "gb"]
+    assert select_members(grouped, "paper_100_splits", 1, ["rf", "gb", "lgbm"]) == ["gb"]
+    with pytest.raises(ValueError, match="grouped_family"):
+        select_members(grouped, "grouped_family", 2, ["gb"])
+    with pytest.raises(ValueError, match="lacks model"):
+        select_members(grouped, "grouped_chemsys", 1, ["xgb"])
+    with pytest.raises(ValueError, match="ensemble_size"):
+        select_members(grouped, "grouped_chemsys", 4, ["rf", "gb", "lgbm"])

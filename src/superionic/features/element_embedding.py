@@ -10,8 +10,9 @@ or structure family needs.
 
 Contract (as matminer's ``ElementProperty`` with the ``matscholar_el`` /
 ``megnet_el`` presets and the ``mean`` and ``std_dev`` statistics): the
-amount-weighted mean and population standard deviation of every embedding
-dimension. One deliberate difference: an element without an embedding gives
+fraction-weighted mean and matminer's weighted standard deviation (with its
+1 / (1 - sum of squared fractions) correction; 0 for one element) of every
+embedding dimension. One deliberate difference: an element without an embedding gives
 NaN (imputed downstream), where matminer's MEGNet table silently substitutes
 the average element.
 """
@@ -83,7 +84,12 @@ def embedding_features_from_amounts(amounts: np.ndarray, name: Embedding | str) 
     filled = np.nan_to_num(table)
     mean = weights @ filled
     second = weights @ (filled**2)
-    std = np.sqrt(np.clip(second - mean**2, 0.0, None))
+    # matminer's weighted std_dev uses the reliability-weights correction 1 / (1 - sum f^2),
+    # and 0 for a single element (where that correction is undefined)
+    spread = 1.0 - (weights**2).sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correction = np.where(spread > 1e-12, 1.0 / spread, 0.0)
+    std = np.sqrt(np.clip(second - mean**2, 0.0, None) * correction)
     missing = (amounts > 0) @ np.isnan(table).any(axis=1)
     values = np.hstack([mean, std])
     values[missing.astype(bool)] = np.nan

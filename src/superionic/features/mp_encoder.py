@@ -211,7 +211,7 @@ def pretrain(amounts: np.ndarray, targets: np.ndarray, settings: PretrainSetting
             loss = torch.mean((net(I[rows_t], F[rows_t]) - Y[rows_t]) ** 2)
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(rows)
+            total += loss.detach().item() * len(rows)
         schedule.step()
         history.append(total / max(1, len(train)))
         elapsed = time.perf_counter() - start

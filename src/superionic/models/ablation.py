@@ -152,13 +152,14 @@ def exp_show_json(source: str) -> Any:
 
 
 def run_stage(cfg: DictConfig) -> None:
+    from superionic.models.ensemble import chosen_members
     from superionic.models.report import generalization_section
 
     c = cfg.classifier
     models = list(c.model_names)
     labels = {m: (cfg.models[m].label or m) for m in models}
     frame = collect(exp_show_json(c.ablation_json), c.metrics, models)
-    text = render(frame, models, list(c.ensemble_members), labels)
+    text = render(frame, models, chosen_members(cfg), labels)
     # representation variants of the workspace run: one stage scores them all on identical folds
     text += "\n" + generalization_section(cfg).replace("## 6. ", "## ")
     write_text(text, c.ablation_report)

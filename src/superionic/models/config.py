@@ -60,8 +60,11 @@ class ClassifierConfig:
     # --- honest generalization: grouped CV ---
     group_folds: int = 5
     group_columns: list[str] = field(default_factory=lambda: ["chemsys", "family"])
-    # --- ensemble (the paper's surrogate) ---
-    ensemble_members: list[str] = field(default_factory=lambda: ["gb", "lgbm"])
+    # --- ensemble (the paper's surrogate): the ensemble_size best models by accuracy under
+    # member_selection, a protocol of evaluate's grouped table ---
+    ensemble_size: int = MISSING
+    member_selection: str = MISSING
+    member_candidates: list[str] = MISSING
     # Platt scaling of each split-model on its own held-out 20 %.
     calibration: str = "sigmoid"  # sigmoid | isotonic | none
     # --- importance ---

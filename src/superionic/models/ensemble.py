@@ -20,6 +20,7 @@ The screening track relies on this exact interface: ``load_ensemble(path)`` ->
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -341,6 +342,36 @@ def training_summary(ens: Ensemble, data: ClassifierData) -> dict[str, Any]:
     return out
 
 
+ENSEMBLE_SUMMARY_JSON = "ensemble_summary.json"
+MEMBERS_KEY = "members"
+
+
+def select_members(grouped: pd.DataFrame, protocol: str, size: int, candidates: Sequence[str]) -> list[str]:
+    """The ``size`` candidates with the highest accuracy under ``protocol`` (evaluate's grouped_cv.csv).
+
+    Ties go to the earlier candidate, so the choice is deterministic.
+    """
+    rows = grouped[grouped["protocol"] == protocol].set_index("model")["accuracy"]
+    if rows.empty:
+        raise ValueError(f"classifier.member_selection: no {protocol!r} rows in evaluate's grouped table; "
+                         f"choose from {sorted(grouped['protocol'].unique())}")
+    missing = [m for m in candidates if m not in rows.index]
+    if missing:
+        raise ValueError(f"evaluate's grouped table lacks model(s) {missing} under {protocol!r}; rerun evaluate")
+    if not 1 <= size <= len(candidates):
+        raise ValueError(f"classifier.ensemble_size must be in 1..{len(candidates)}, got {size}")
+    order = sorted(range(len(candidates)), key=lambda i: (-float(rows[candidates[i]]), i))
+    return [candidates[i] for i in order[:size]]
+
+
+def chosen_members(cfg: DictConfig) -> list[str]:
+    """The members the ensemble stage selected (read from its summary)."""
+    path = Path(cfg.classifier.report_dir) / ENSEMBLE_SUMMARY_JSON
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; run `dvc repro ensemble`")
+    return list(json.loads(path.read_text(encoding="utf-8"))[MEMBERS_KEY])
+
+
 def member_specs(cfg: DictConfig, members: Sequence[str]) -> dict[str, dict[str, Any]]:
     from superionic.models.tune import model_spec
 
@@ -349,12 +380,15 @@ def member_specs(cfg: DictConfig, members: Sequence[str]) -> dict[str, dict[str,
 
 def run_stage(cfg: DictConfig) -> None:
     from superionic.models.data import load
-    from superionic.models.evaluate import load_best
+    from superionic.models.evaluate import GROUPED_CSV, load_best
     from superionic.io import write_json
     from superionic.tracking import log_metrics, stage_run
 
     c = cfg.classifier
-    members = list(c.ensemble_members)
+    grouped = pd.read_csv(Path(c.report_dir) / GROUPED_CSV)
+    candidates = [m for m in c.member_candidates if m in c.model_names]
+    members = select_members(grouped, c.member_selection, int(c.ensemble_size), candidates)
+    log.info("ensemble members by %s accuracy: %s", c.member_selection, members)
     data = load(cfg.paths.dataset)
     specs = member_specs(cfg, members)
     params = load_best(c.best_params, members)
@@ -363,8 +397,12 @@ def run_stage(cfg: DictConfig) -> None:
         ens = fit_ensemble(specs, params, data, c.n_splits, c.test_size, cfg.seed, c.calibration, c.n_jobs)
         save_ensemble(ens, c.ensemble_model)
         log_mlflow_model(c.ensemble_model)
-        summary = training_summary(ens, data)
-        write_json(summary, Path(c.report_dir) / "ensemble_summary.json")
+        selection = grouped[grouped["protocol"] == c.member_selection].set_index("model")["accuracy"]
+        summary = {MEMBERS_KEY: members, "member_selection": {
+            "protocol": c.member_selection, "candidates": candidates,
+            "accuracy": {m: float(selection[m]) for m in candidates}},
+            **training_summary(ens, data)}
+        write_json(summary, Path(c.report_dir) / ENSEMBLE_SUMMARY_JSON)
         log_metrics(summary)
         log_metrics({"elapsed_s": time.perf_counter() - start})
     log.info("wrote %s", c.ensemble_model)

@@ -18,6 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.io import save_figure, write_text
+from superionic.models.ensemble import ENSEMBLE_SUMMARY_JSON, MEMBERS_KEY
 from superionic.models.evaluate import GROUP_ACCURACY_CSV, GROUPED_CSV, PAPER_SPLITS_CSV
 from superionic.models.importance import COMMON_TXT, IMPORTANCE_KIND, SHAP_DIR, TOP_CSV
 
@@ -122,7 +123,7 @@ def render(cfg: DictConfig) -> str:
     group_acc = pd.read_csv(out_dir / GROUP_ACCURACY_CSV)
     top = pd.read_csv(out_dir / TOP_CSV, keep_default_na=False)
     common = [x for x in (out_dir / COMMON_TXT).read_text(encoding="utf-8").split("\n") if x]
-    ens = json.loads((out_dir / "ensemble_summary.json").read_text(encoding="utf-8"))
+    ens = json.loads((out_dir / ENSEMBLE_SUMMARY_JSON).read_text(encoding="utf-8"))
     order = list(c.model_names)
     labels = {m: (cfg.models[m].label or m) for m in order}
     paper = metrics["paper"]
@@ -196,18 +197,17 @@ def render(cfg: DictConfig) -> str:
             notes.append(f"- `{col}`: {info.get('status')}.")
     parts.append("\n".join(notes) + "\n")
     parts.append(f"![paper vs grouped]({rel / FIG_GROUPED})\n")
-    fam = group_acc[(group_acc["grouping"] == "family") & (group_acc["model"].isin(c.ensemble_members))]
+    members = list(ens[MEMBERS_KEY])
+    fam = group_acc[(group_acc["grouping"] == "family") & (group_acc["model"].isin(members))]
     if len(fam):
         wide = fam.pivot_table(index=["group", "n", "positives"], columns="model", values="accuracy").reset_index()
         parts.append("Accuracy on each structure family when that family was never seen in training "
                      "(ensemble members):\n")
-        parts.append(md_table(["family", "n", "superionic", *[labels[m] for m in c.ensemble_members]],
-                              [[r["group"], int(r["n"]), int(r["positives"]), *[r.get(m) for m in
-                                                                              c.ensemble_members]]
+        parts.append(md_table(["family", "n", "superionic", *[labels[m] for m in members]],
+                              [[r["group"], int(r["n"]), int(r["positives"]), *[r.get(m) for m in members]]
                                for _, r in wide.iterrows()]) + "\n")
 
     parts.append("## 3. Feature importance (Tables S3-S5)\n")
-    members = list(c.ensemble_members)
     kinds = ", ".join(f"{labels[m]}: {IMPORTANCE_KIND.get(m, 'feature_importances_')}" for m in members)
     parts.append(f"Mean over the {c.n_splits} split-models of each ensemble member ({kinds}).\n")
     cols = ["rank"]
@@ -221,8 +221,14 @@ def render(cfg: DictConfig) -> str:
         parts.append(f"![SHAP {labels[m]}]({rel / SHAP_DIR / f'shap_{m}.png'})\n")
 
     parts.append("## 4. Ensemble (the paper's surrogate)\n")
+    chosen_by = ens["member_selection"]
+    ranking = sorted(chosen_by["accuracy"].items(), key=lambda kv: -kv[1])
     parts.append(
-        f"Members: {', '.join(labels[m] for m in members)}, each fitted on the {c.n_splits} training parts. "
+        f"Members: {', '.join(labels[m] for m in members)}, the {len(members)} best of the tree models "
+        "(`classifier.member_candidates`, which the importance stage can explain) by accuracy under "
+        f"`{chosen_by['protocol']}` (evaluate's grouped table; `classifier.member_selection`), not by the random "
+        "splits the paper used: " + ", ".join(f"{labels[m]} {v:.3f}" for m, v in ranking) + ". "
+        f"Each member is fitted on the {c.n_splits} training parts. "
         "A material is superionic for a member when all its split-models say so; the ensemble label is the "
         "intersection over members. Probabilities: each split-model is calibrated "
         f"(`{c.calibration}`) on its own held-out 20 %, then averaged.\n")

@@ -194,7 +194,7 @@ def step_counts(fates: pd.DataFrame) -> pd.DataFrame:
 def run_stage(cfg: DictConfig) -> None:
     from superionic.data.dataset import load_dataset
     from superionic.models.data import prepare
-    from superionic.models.ensemble import fit_ensemble, member_specs
+    from superionic.models.ensemble import chosen_members, fit_ensemble, member_specs
     from superionic.models.evaluate import load_best
     from superionic.screening.config import Release
     from superionic.screening.features import features_for
@@ -213,7 +213,7 @@ def run_stage(cfg: DictConfig) -> None:
         held_chemsys = set(labelled[C.CHEMSYS])
         kept = train[refit_mask(train, held_formulas, held_chemsys)]
         assert_no_leak(kept, held_formulas, held_chemsys)
-        members = list(c.ensemble_members)
+        members = chosen_members(cfg)
         ensemble = fit_ensemble(
             member_specs(cfg, members), load_best(c.best_params, members), prepare(kept, feature_columns),
             redo.n_splits, c.test_size, cfg.seed, c.calibration, c.n_jobs,
