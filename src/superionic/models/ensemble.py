@@ -349,7 +349,7 @@ MEMBERS_KEY = "members"
 def select_members(grouped: pd.DataFrame, protocol: str, size: int, candidates: Sequence[str]) -> list[str]:
     """The ``size`` candidates with the highest accuracy under ``protocol`` (evaluate's grouped_cv.csv).
 
-    Ties go to the earlier candidate, so the choice is deterministic.
+    Ties go to the earlier candidate, so the choice is deterministic; the result is in candidate order.
     """
     rows = grouped[grouped["protocol"] == protocol].set_index("model")["accuracy"]
     if rows.empty:
@@ -361,7 +361,8 @@ def select_members(grouped: pd.DataFrame, protocol: str, size: int, candidates: 
     if not 1 <= size <= len(candidates):
         raise ValueError(f"classifier.ensemble_size must be in 1..{len(candidates)}, got {size}")
     order = sorted(range(len(candidates)), key=lambda i: (-float(rows[candidates[i]]), i))
-    return [candidates[i] for i in order[:size]]
+    # members keep the candidates' order, so a reordering of the ranking alone changes nothing downstream
+    return [candidates[i] for i in sorted(order[:size])]
 
 
 def chosen_members(cfg: DictConfig) -> list[str]:
