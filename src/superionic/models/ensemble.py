@@ -37,6 +37,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from superionic.models.config import EnsembleCalibration
 from superionic.models.data import ClassifierData
 from superionic.models.protocol import Split, paper_splits
 from superionic.models.zoo import build_pipeline
@@ -48,7 +49,7 @@ ENSEMBLE_LABEL = "ensemble_label"
 MLFLOW_ARTIFACT = "ensemble"
 MLFLOW_SHA256 = "sha256"
 MLFLOW_FORMULA_COLUMN = "formula_column"
-CALIBRATIONS = ("sigmoid", "isotonic", "none")
+CALIBRATIONS = tuple(c.value for c in EnsembleCalibration)
 
 
 def votes_col(member: str) -> str:
@@ -215,6 +216,8 @@ def fit_ensemble(
 ) -> Ensemble:
     if calibration not in CALIBRATIONS:
         raise ValueError(f"classifier.calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+    # a plain str: the pickled ensemble must not depend on the schema's enum class
+    calibration = str(calibration)
     splits = paper_splits(data.y, n_splits, test_size, seed0=seed)
     ens = Ensemble(feature_columns=list(data.feature_columns), member_names=list(specs), n_splits=n_splits,
                    calibration=calibration, params={k: dict(v) for k, v in params.items()})
