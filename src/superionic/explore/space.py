@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from superionic.explore.config import Compensation
+from superionic.config import Compensation
 
 COMPENSATIONS = tuple(c.value for c in Compensation)
 NONE = "none"

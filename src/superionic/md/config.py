@@ -118,11 +118,9 @@ class MLIPConfig:
     progress_interval: int = MISSING
     # replicate the cell until every lattice vector is at least this long (A); 0 = as given
     supercell_min_length: float = MISSING
-    # bussi (stochastic velocity rescaling: global, barely perturbs dynamics) | langevin
     thermostat: Thermostat = MISSING
     # thermostat time constant (fs); Langevin friction = 1/this
     thermostat_time_fs: float = MISSING
-    # cpu | cuda | auto (cuda when available)
     device: Device = MISSING
     # advance all runs together, one batched model evaluation per MD step
     # (superionic.md.batched), in n_jobs batches; false: one ASE loop per run

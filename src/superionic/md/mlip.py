@@ -37,7 +37,7 @@ from superionic.io import write_csv, write_json
 from superionic.md import plots
 from superionic.md import tables as T
 from superionic.md.analysis import REASON_UNSTABLE, Trajectory
-from superionic.md.config import Device, Thermostat
+from superionic.config import Device, Thermostat
 from superionic.md.io import load_trajectory, save_run_files, starting_structures
 
 log = logging.getLogger(__name__)

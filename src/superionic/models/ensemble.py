@@ -37,7 +37,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from superionic.models.config import EnsembleCalibration
+from superionic.config import EnsembleCalibration
 from superionic.models.data import ClassifierData
 from superionic.models.protocol import Split, paper_splits
 from superionic.models.zoo import build_pipeline
@@ -391,7 +391,7 @@ def run_stage(cfg: DictConfig) -> None:
     c = cfg.classifier
     grouped = pd.read_csv(Path(c.report_dir) / GROUPED_CSV)
     candidates = [m for m in c.member_candidates if m in c.model_names]
-    members = select_members(grouped, c.member_selection, int(c.ensemble_size), candidates)
+    members = select_members(grouped, str(c.member_selection), int(c.ensemble_size), candidates)
     log.info("ensemble members by %s accuracy: %s", c.member_selection, members)
     data = load(cfg.paths.dataset)
     specs = member_specs(cfg, members)

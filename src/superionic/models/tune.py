@@ -37,7 +37,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from superionic.io import write_json
-from superionic.models.config import Sampler
+from superionic.config import Sampler
 from superionic.models.protocol import evaluate_splits, paper_splits
 from superionic.models.zoo import suggest_params, validate_search_space
 

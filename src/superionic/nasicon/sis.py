@@ -21,7 +21,7 @@ from scipy.stats import rankdata
 
 from superionic.io import write_csv, write_json, write_npy
 from superionic.nasicon import data as nd
-from superionic.nasicon.config import SisTarget
+from superionic.config import SisTarget
 from superionic.nasicon.space import SISResult, build_and_screen, params_from_cfg
 
 log = logging.getLogger(__name__)
