@@ -129,3 +129,38 @@ def test_cli_help_groups_commands_by_track_and_version(capsys):
         line = next(line for line in text.splitlines() if line.strip().startswith(stage + " "))
         assert len(line.split(None, 1)) == 2
     assert main(["--version"]) == 0 and __version__ in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "allowed"),
+    [("classifier.calibration=sigmod", "classifier.calibration", "sigmoid, isotonic, none"),
+     ("generalize.calibration=none", "generalize.calibration", "sigmoid, isotonic"),
+     ("classifier.member_selection=grouped_source", "classifier.member_selection", "grouped_chemsys"),
+     ("md.mlip.device=gpu", "md.mlip.device", "cpu, cuda, auto"),
+     ("screen.release=mp2020", "screen.release", "mp2024, mp2019")],
+)
+def test_closed_choices_fail_with_the_allowed_values(override, key, allowed):
+    with pytest.raises(Exception, match=key.replace(".", r"\.")) as info:
+        compose([override])
+    assert allowed in str(info.value)
+
+
+def test_closed_choices_compare_as_strings():
+    cfg = compose()
+    assert cfg.classifier.calibration == "sigmoid" and f"{cfg.md.mlip.thermostat}" == "bussi"
+    assert OmegaConf.to_container(cfg.explore, enum_to_str=True)["compensation"] == "li"
+
+
+def test_schemas_hold_no_values_only_conf_does():
+    """A key dropped from conf/ must fail at load, not fall back to a second default in Python."""
+    raw = OmegaConf.to_container(compose_raw())
+    del raw["classifier"]["n_splits"], raw["md"]["mlip"]["device"]
+    with pytest.raises(ValueError, match=r"classifier\.n_splits.*md\.mlip\.device"):
+        validate(raw)
+
+
+def test_md_variants_state_only_what_differs_from_the_default():
+    default, production = compose(), compose(["md=production"])
+    assert production.md.analysis == default.md.analysis and production.md.aimd == default.md.aimd
+    assert production.md.mlip.device == "cuda" and production.md.mlip.steps == 30000
+    assert production.md.mlip.thermostat == default.md.mlip.thermostat

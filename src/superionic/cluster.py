@@ -23,7 +23,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-KINDS = ("local", "address", "slurm")
+from superionic.config import ClusterKind
+
+KINDS = tuple(k.value for k in ClusterKind)
 
 
 WORKER_SETTINGS = {

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
+from superionic.config import DedupRule
 from superionic.data import columns as C
 from superionic.data.families import UNMAPPED, canonical_families, family_mapping_table
 from superionic.features.structure import LatticeFeaturizer
@@ -33,7 +34,7 @@ from superionic.io import atomic_write, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
-DEDUP_RULES = ("median", "max")
+DEDUP_RULES = tuple(r.value for r in DedupRule)
 _FEATURES_META_KEY = b"superionic.feature_columns"
 
 

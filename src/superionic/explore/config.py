@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 
 from omegaconf import MISSING
+
+
+class Compensation(StrEnum):
+    """How a dopant's charge difference is balanced (superionic.explore.space)."""
+
+    li = "li"
+    site_vacancy = "site_vacancy"
+    none = "none"
 
 
 @dataclass
@@ -20,15 +29,15 @@ class SiteConfig:
 @dataclass
 class ExploreConfig:
     host: str = MISSING
-    compensation: str = MISSING  # li | site_vacancy | none (superionic.explore.space)
+    compensation: Compensation = MISSING
     # host element -> oxidation state; the rest from pymatgen's best charge-neutral guess
-    oxidation_states: dict[str, float] = field(default_factory=dict)
+    oxidation_states: dict[str, float] = MISSING
     sites: list[SiteConfig] = MISSING
     # leave out dopants whose ionic radius differs from the replaced ion's by more
     # than this fraction (null: keep all; the mismatch is a column either way)
-    max_radius_mismatch: float | None = None
+    max_radius_mismatch: float | None = MISSING
     # training materials of this structure family are projected onto the map
-    family: str | None = None
+    family: str | None = MISSING
     # rows re-scored by the full GB + LightGBM ensemble: the top of the ranking, and a
     # random sample that measures how faithfully the fast model ranks like the ensemble
     ensemble_top: int = MISSING

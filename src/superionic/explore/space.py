@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-COMPENSATIONS = ("li", "site_vacancy", "none")
+from superionic.config import Compensation
+
+COMPENSATIONS = tuple(c.value for c in Compensation)
 NONE = "none"
 # columns of the design table
 COMPOSITION = "composition"

@@ -325,7 +325,8 @@ def run_stage(cfg: Any) -> None:
     with stage_run("explore", cfg, sections=["explore"]):
         deployed, ensemble = _load_models(cfg)
         train = _training_table(cfg)
-        spec = OmegaConf.to_container(cfg.explore, resolve=True)
+        # enum names, not members: the spec is the same plain dict a user's --spec YAML gives
+        spec = OmegaConf.to_container(cfg.explore, resolve=True, enum_to_str=True)
         result = explore(spec, deployed, ensemble, train, int(cfg.seed))
         figures = write_outputs(result, spec)
         log_artifacts([spec["report"], spec["report_dir"]])
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give -o/--output-dir for your own space (the default outputs belong to the DVC stage)",
               file=sys.stderr)
         return 2
-    spec = OmegaConf.to_container(cfg.explore, resolve=True)
+    spec = OmegaConf.to_container(cfg.explore, resolve=True, enum_to_str=True)
     # the configured family belongs to the configured host: your space names its own, or none
     spec["family"] = None
     try:

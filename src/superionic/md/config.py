@@ -1,15 +1,32 @@
 """Schema for the ``md`` group (AIMD trajectory analysis and MLIP molecular dynamics).
 
-Defaults are mirrored in ``conf/md/default.yaml`` (a short MLIP run that fits
-in the default ``dvc repro`` on 2 CPU cores); ``conf/md/production.yaml`` is
-the full protocol for a GPU or a cluster node.
+Values live in ``conf/md/default.yaml`` only (a short MLIP run that fits in the
+default ``dvc repro`` on 2 CPU cores); ``conf/md/production.yaml`` and
+``conf/md/validation.yaml`` state what they change on top of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from omegaconf import MISSING
+
+
+class Thermostat(StrEnum):
+    """NVT thermostat of the MLIP runs."""
+
+    # stochastic velocity rescaling: global, barely perturbs the dynamics
+    bussi = "bussi"
+    langevin = "langevin"
+
+
+class Device(StrEnum):
+    """Where the MLIP is evaluated; ``auto`` takes CUDA when torch sees it."""
+
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
 
 
 @dataclass
@@ -20,38 +37,38 @@ class AnalysisConfig:
     reasons are written per run, nothing is dropped silently.
     """
 
-    mobile_specie: str = "Li"
+    mobile_specie: str = MISSING
     # subtract the framework's (non-mobile sites') mean displacement per frame from
     # every site before the MSD, as pymatgen's DiffusionAnalyzer does: a drifting
     # cell centre of mass is no ion transport but would bias D
     drift_correction: bool = MISSING
     # Linear MSD fit window as fractions of the trajectory length: skip the
     # ballistic/vibrational start and the long-lag tail that has few time origins.
-    fit_start_fraction: float = 0.1
-    fit_end_fraction: float = 0.5
+    fit_start_fraction: float = MISSING
+    fit_end_fraction: float = MISSING
     # He et al. 2018 (npj Comput. Mater. 4, 18): RSD(D) = 3.43/sqrt(N_eff) + 0.04,
     # N_eff = N_mobile * MSD(t_total) / a^2 with the average hop distance a (A).
-    site_distance: float = 3.0
+    site_distance: float = MISSING
     # Run exclusion rules --------------------------------------------------------
     # too few effective hops: RSD(D) above this means D is not resolved from 0
-    max_relative_error: float = 1.0
+    max_relative_error: float = MISSING
     # too few mobile ions in the cell for ion statistics (also catches truncated cells)
-    min_mobile_ions: int = 8
+    min_mobile_ions: int = MISSING
     # too few recorded frames for a multiple-origin MSD
-    min_frames: int = 50
+    min_frames: int = MISSING
     # framework (non-mobile species) moving: melting / decomposition. Flagged when
     # some framework species has MSD at the fit-window end above the floor (A^2,
     # well beyond thermal vibration) AND its diffusivity exceeds this ratio of D_mobile.
-    framework_msd_floor: float = 1.0
-    framework_ratio_max: float = 0.05
+    framework_msd_floor: float = MISSING
+    framework_ratio_max: float = MISSING
     # Arrhenius fit rules --------------------------------------------------------
     # fewer usable temperatures than this -> no fit (reported as such)
-    min_points: int = 2
+    min_points: int = MISSING
     # weighted fit inconsistent (chi^2 p-value below this, >= 3 points) -> the
     # highest-temperature point is dropped as non-Arrhenius and the fit redone
-    arrhenius_p_min: float = 0.01
-    target_temperature: float = 300.0
-    confidence: float = 0.95
+    arrhenius_p_min: float = MISSING
+    target_temperature: float = MISSING
+    confidence: float = MISSING
 
 
 @dataclass
@@ -59,9 +76,9 @@ class AIMDConfig:
     """The reference AIMD trajectories (Kang et al. 2023)."""
 
     # folder with <mp-id>/<T>K.json.gz
-    data: str = "${data_dir}/aimd"
+    data: str = MISSING
     # runs shorter than this (ps) are truncated and excluded
-    min_duration_ps: float = 20.0
+    min_duration_ps: float = MISSING
 
 
 @dataclass
@@ -78,46 +95,44 @@ class MLIPConfig:
     """Pretrained universal potential NVT molecular dynamics."""
 
     # CHGNet checkpoint bundled in the chgnet package: 0.3.0 | 0.2.0 | r2scan
-    model: str = "0.3.0"
+    model: str = MISSING
     # AIMD materials (mp ids under md.aimd.data) whose starting structures are
     # simulated; empty list = all of them
-    materials: list[str] = field(default_factory=list)
+    materials: list[str] = MISSING
     # optional folder of *.cif files (material id = file stem)
-    cif_dir: str | None = None
+    cif_dir: str | None = MISSING
     # optional CSV of screening candidates with Materials Project ids; fetched
     # with mp-api when MP_API_KEY is set and mp-api is installed, else reported
-    candidates_csv: str | None = None
-    candidates_id_column: str = "task_id"
-    temperatures: list[float] = field(default_factory=lambda: [1100.0, 1400.0])
+    candidates_csv: str | None = MISSING
+    candidates_id_column: str = MISSING
+    temperatures: list[float] = MISSING
     # explicit (material, temperature, steps) runs in place of materials x
     # temperatures at ``steps`` (then materials must be empty); [] = the product
     runs: list[MLIPRun] = MISSING
-    timestep_fs: float = 2.0
-    equilibration_steps: int = 100
-    steps: int = 500
+    timestep_fs: float = MISSING
+    equilibration_steps: int = MISSING
+    steps: int = MISSING
     # positions recorded every this many steps for the MSD
-    sample_interval: int = 5
+    sample_interval: int = MISSING
     # a progress log line (step, elapsed, ETA) every this many production steps
     progress_interval: int = MISSING
     # replicate the cell until every lattice vector is at least this long (A); 0 = as given
-    supercell_min_length: float = 0.0
-    # bussi (stochastic velocity rescaling: global, barely perturbs dynamics) | langevin
-    thermostat: str = "bussi"
+    supercell_min_length: float = MISSING
+    thermostat: Thermostat = MISSING
     # thermostat time constant (fs); Langevin friction = 1/this
-    thermostat_time_fs: float = 100.0
-    # cpu | cuda | auto (cuda when available)
-    device: str = "cpu"
+    thermostat_time_fs: float = MISSING
+    device: Device = MISSING
     # advance all runs together, one batched model evaluation per MD step
     # (superionic.md.batched), in n_jobs batches; false: one ASE loop per run
     batch: bool = MISSING
     # torch CPU threads per process, and independent runs at once (processes)
-    threads: int = 1
-    n_jobs: int = 2
+    threads: int = MISSING
+    n_jobs: int = MISSING
     # runs shorter than this (ps) are excluded; short default runs lower it and
     # the report labels them as such
-    min_duration_ps: float = 20.0
+    min_duration_ps: float = MISSING
     # label printed in the report (e.g. "short smoke-scale runs")
-    label: str = "production"
+    label: str = MISSING
 
 
 @dataclass
@@ -126,6 +141,6 @@ class MDConfig:
     aimd: AIMDConfig = field(default_factory=AIMDConfig)
     mlip: MLIPConfig = field(default_factory=MLIPConfig)
     # outputs
-    out_dir: str = "data/md"
-    report: str = "reports/md.md"
-    report_dir: str = "reports/md"
+    out_dir: str = MISSING
+    report: str = MISSING
+    report_dir: str = MISSING

@@ -37,6 +37,7 @@ from superionic.io import write_csv, write_json
 from superionic.md import plots
 from superionic.md import tables as T
 from superionic.md.analysis import REASON_UNSTABLE, Trajectory
+from superionic.config import Device, Thermostat
 from superionic.md.io import load_trajectory, save_run_files, starting_structures
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ TIMING_JSON = "mlip_timing.json"
 FIGURE = "mlip_arrhenius.png"
 TRAJ_DIR = "mlip"
 
-THERMOSTATS = ("bussi", "langevin")
-DEVICES = ("cpu", "cuda", "auto")
+THERMOSTATS = tuple(t.value for t in Thermostat)
+DEVICES = tuple(d.value for d in Device)
 MODELS = ("0.3.0", "0.2.0", "r2scan")
 # a run whose mean production temperature is further than this (relative)
 # from the target is not at the temperature it claims: flagged unstable
@@ -61,6 +62,8 @@ EQUILIBRATION_TAU_FS = 20.0
 def resolve_device(requested: str) -> str:
     import torch
 
+    # a plain str: torch and the timing JSON get the name, not the schema's enum
+    requested = str(requested)
     if requested not in DEVICES:
         raise ValueError(f"md.mlip.device must be one of {DEVICES}, got {requested!r}")
     if requested == "auto":

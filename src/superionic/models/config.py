@@ -1,11 +1,50 @@
-"""Schemas for the classifier track (``model`` group and ``classifier`` section)."""
+"""Schemas for the classifier track (``model`` group and ``classifier`` section).
+
+Values live in ``conf/`` only (``MISSING`` here): a key the YAML leaves out
+fails at load instead of falling back to a second, silently diverging default.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from omegaconf import MISSING
+
+
+class Sampler(StrEnum):
+    """Optuna sampler of the tuning studies."""
+
+    tpe = "tpe"
+    random = "random"
+
+
+class EnsembleCalibration(StrEnum):
+    """Calibration of each ensemble split-model on its own held-out part."""
+
+    sigmoid = "sigmoid"
+    isotonic = "isotonic"
+    none = "none"
+
+
+class Calibration(StrEnum):
+    """Calibration of the generalization variants on their inner folds."""
+
+    sigmoid = "sigmoid"
+    isotonic = "isotonic"
+
+
+class MemberSelection(StrEnum):
+    """Protocols of evaluate's grouped table (grouped_cv.csv) that can pick the ensemble.
+
+    ``grouped_<column>`` exists for each of ``classifier.group_columns``: a new
+    group column needs its member here before it can select the ensemble.
+    """
+
+    grouped_chemsys = "grouped_chemsys"
+    grouped_family = "grouped_family"
+    paper_100_splits = "paper_100_splits"
 
 
 @dataclass
@@ -13,15 +52,15 @@ class ModelSpec:
     """One classifier: estimator, fixed parameters and its Optuna search space."""
 
     # Key of ESTIMATORS in superionic.models.zoo (e.g. "gb", "lgbm").
-    estimator: str = ""
+    estimator: str = MISSING
     # Human-readable name for tables and figures.
-    label: str = ""
+    label: str = MISSING
     # Constructor arguments that are never tuned (n_jobs, verbosity, ...).
-    fixed: dict[str, Any] = field(default_factory=dict)
+    fixed: dict[str, Any] = MISSING
     # name -> {type: int|float|categorical, low, high, log, step, choices}
-    search_space: dict[str, Any] = field(default_factory=dict)
+    search_space: dict[str, Any] = MISSING
     # Standardise features inside the pipeline (distance/gradient models need it).
-    scale: bool = True
+    scale: bool = MISSING
 
 
 # The ``model`` group places one ModelSpec per classifier under ``models.<key>``.
@@ -31,20 +70,18 @@ ModelsConfig = dict[str, ModelSpec]
 @dataclass
 class ClassifierConfig:
     # Which entries of ``models`` this track runs, in table order.
-    model_names: list[str] = field(
-        default_factory=lambda: ["gnb", "logreg", "tree", "sgd", "knn", "rf", "gb", "lgbm", "xgb"]
-    )
+    model_names: list[str] = MISSING
     # --- tuning (Optuna) ---
-    n_trials: int = 20
+    n_trials: int = MISSING
     # Objective = mean accuracy over this many stratified shuffle splits of the data.
-    tune_repeats: int = 5
+    tune_repeats: int = MISSING
     # Seeds of the tuning splits start here, away from the evaluation seeds 0..n_splits-1.
-    tune_seed_offset: int = 10000
-    sampler: str = "tpe"  # tpe | random
+    tune_seed_offset: int = MISSING
+    sampler: Sampler = MISSING
     # Any SQLAlchemy URL; several workers or machines can share one PostgreSQL study.
-    study_storage: str = "sqlite:///optuna.db"
+    study_storage: str = MISSING
     # Log each trial as a nested MLflow run under one parent run per study.
-    log_trials: bool = True
+    log_trials: bool = MISSING
     # This worker's number when several `superionic tune` share one study: it
     # shifts the sampler seed, so workers never replay each other's suggestions.
     worker_index: int = MISSING
@@ -53,34 +90,34 @@ class ClassifierConfig:
     heartbeat_s: int = MISSING
     grace_s: int = MISSING
     # --- the paper's protocol ---
-    n_splits: int = 100
-    test_size: float = 0.2
+    n_splits: int = MISSING
+    test_size: float = MISSING
     # joblib workers at the split level (estimators themselves run single-threaded).
-    n_jobs: int = 1
+    n_jobs: int = MISSING
     # --- honest generalization: grouped CV ---
-    group_folds: int = 5
-    group_columns: list[str] = field(default_factory=lambda: ["chemsys", "family"])
+    group_folds: int = MISSING
+    group_columns: list[str] = MISSING
     # --- ensemble (the paper's surrogate): the ensemble_size best models by accuracy under
     # member_selection, a protocol of evaluate's grouped table ---
     ensemble_size: int = MISSING
-    member_selection: str = MISSING
+    member_selection: MemberSelection = MISSING
     member_candidates: list[str] = MISSING
     # Platt scaling of each split-model on its own held-out 20 %.
-    calibration: str = "sigmoid"  # sigmoid | isotonic | none
+    calibration: EnsembleCalibration = MISSING
     # --- importance ---
-    top_k: int = 20
+    top_k: int = MISSING
     # Rows explained by SHAP per member (a fixed, seeded sample keeps it quick).
-    shap_max_rows: int = 200
-    shap_splits: int = 10
+    shap_max_rows: int = MISSING
+    shap_splits: int = MISSING
     # --- outputs ---
-    best_params: str = "models/best_params.json"
-    ensemble_model: str = "models/ensemble.joblib"
-    report_dir: str = "reports/classifier"
-    report: str = "reports/classifier.md"
-    metrics: str = "reports/classifier/metrics.json"
+    best_params: str = MISSING
+    ensemble_model: str = MISSING
+    report_dir: str = MISSING
+    report: str = MISSING
+    metrics: str = MISSING
     # Optional ``dvc exp show --json`` dump for the ablation collector; empty runs dvc.
-    ablation_json: str = ""
-    ablation_report: str = "reports/ablation.md"
+    ablation_json: str = MISSING
+    ablation_report: str = MISSING
 
 
 @dataclass
@@ -89,7 +126,7 @@ class GeneralizeModel:
 
     # Key under ``models`` (conf/model/) whose estimator, fixed arguments and scaling are used.
     spec: str = MISSING
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = MISSING
 
 
 @dataclass
@@ -127,7 +164,7 @@ class GeneralizeConfig:
     models: dict[str, GeneralizeModel] = MISSING
     folds: int = MISSING
     inner_folds: int = MISSING
-    calibration: str = MISSING
+    calibration: Calibration = MISSING
     calibration_bins: int = MISSING
     coverage: float = MISSING
     selection: list[str] = MISSING

@@ -37,6 +37,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from superionic.config import EnsembleCalibration
 from superionic.models.data import ClassifierData
 from superionic.models.protocol import Split, paper_splits
 from superionic.models.zoo import build_pipeline
@@ -48,7 +49,7 @@ ENSEMBLE_LABEL = "ensemble_label"
 MLFLOW_ARTIFACT = "ensemble"
 MLFLOW_SHA256 = "sha256"
 MLFLOW_FORMULA_COLUMN = "formula_column"
-CALIBRATIONS = ("sigmoid", "isotonic", "none")
+CALIBRATIONS = tuple(c.value for c in EnsembleCalibration)
 
 
 def votes_col(member: str) -> str:
@@ -215,6 +216,8 @@ def fit_ensemble(
 ) -> Ensemble:
     if calibration not in CALIBRATIONS:
         raise ValueError(f"classifier.calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+    # a plain str: the pickled ensemble must not depend on the schema's enum class
+    calibration = str(calibration)
     splits = paper_splits(data.y, n_splits, test_size, seed0=seed)
     ens = Ensemble(feature_columns=list(data.feature_columns), member_names=list(specs), n_splits=n_splits,
                    calibration=calibration, params={k: dict(v) for k, v in params.items()})
@@ -388,7 +391,7 @@ def run_stage(cfg: DictConfig) -> None:
     c = cfg.classifier
     grouped = pd.read_csv(Path(c.report_dir) / GROUPED_CSV)
     candidates = [m for m in c.member_candidates if m in c.model_names]
-    members = select_members(grouped, c.member_selection, int(c.ensemble_size), candidates)
+    members = select_members(grouped, str(c.member_selection), int(c.ensemble_size), candidates)
     log.info("ensemble members by %s accuracy: %s", c.member_selection, members)
     data = load(cfg.paths.dataset)
     specs = member_specs(cfg, members)

@@ -192,7 +192,8 @@ def fit_calibrated(
 ) -> CalibratedClassifierCV:
     """The pipeline calibrated on chemsys-grouped inner folds of ``X`` (and only ``X``)."""
     inner = grouped_splits(y, chemsys, inner_folds, seed)
-    model = CalibratedClassifierCV(build_pipeline(spec, params, seed=seed), method=method, cv=inner)
+    # a plain str: the pickled model must not depend on the schema's enum class
+    model = CalibratedClassifierCV(build_pipeline(spec, params, seed=seed), method=str(method), cv=inner)
     return model.fit(X, y)
 
 

@@ -37,12 +37,13 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from superionic.io import write_json
+from superionic.config import Sampler
 from superionic.models.protocol import evaluate_splits, paper_splits
 from superionic.models.zoo import suggest_params, validate_search_space
 
 log = logging.getLogger(__name__)
 
-SAMPLERS = ("tpe", "random")
+SAMPLERS = tuple(s.value for s in Sampler)
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:

@@ -21,11 +21,12 @@ from scipy.stats import rankdata
 
 from superionic.io import write_csv, write_json, write_npy
 from superionic.nasicon import data as nd
+from superionic.config import SisTarget
 from superionic.nasicon.space import SISResult, build_and_screen, params_from_cfg
 
 log = logging.getLogger(__name__)
 
-SIS_TARGETS = ("rank", "raw")
+SIS_TARGETS = tuple(t.value for t in SisTarget)
 # Columns of the SIS table.
 RANK, EXPRESSION, R, ABS_R, N_OPS, RUNG = "rank", "expression", "r", "abs_r", "n_ops", "rung"
 PROBE_NAMES = ("paper_t1", "paper_t2")

@@ -1,27 +1,16 @@
 """Schema for the ``screen`` group (Materials Project screening funnel).
 
-Defaults are mirrored in ``conf/screen/paper.yaml`` (the paper's funnel).
+Values live in ``conf/screen/paper.yaml`` (the paper's funnel) only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from omegaconf import MISSING
 
-# d-block groups 3-12 plus La and Ac: exactly pymatgen's
-# ``Element.is_transition_metal`` for the elements present in the Materials
-# Project (superheavy elements left out). The other lanthanides (Ce-Lu) and
-# actinides (Th-Lr) are f-block and are NOT excluded by the paper's filter.
-DEFAULT_TRANSITION_METALS = [
-    "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn",
-    "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd",
-    "La", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Ac",
-]  # fmt: skip
-
-
-class Release(str, Enum):
+class Release(StrEnum):
     """Materials Project release the funnel screens."""
 
     # complete 2024 release: MP's own E_hull, band gaps of the Li materials
@@ -60,20 +49,21 @@ class ScreenConfig:
     release: Release = MISSING
     # --- the paper's four filters, applied in this order ---------------------
     # 1. no element of this list in the composition
-    transition_metals: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSITION_METALS))
+    # (d-block groups 3-12 plus La and Ac; conf/screen/paper.yaml says why)
+    transition_metals: list[str] = MISSING
     # 2. PBE band gap >= band_gap_min (eV)
-    band_gap_min: float = 1.0
+    band_gap_min: float = MISSING
     # 3. energy above hull <= ehull_max (eV/atom); only ground states have one
-    ehull_max: float = 0.0
+    ehull_max: float = MISSING
     # 4. oxidation voltage vs Li/Li+ strictly > oxidation_voltage_min (V)
-    oxidation_voltage_min: float = 3.7
+    oxidation_voltage_min: float = MISSING
 
     # --- thermodynamics --------------------------------------------------------
     # Numerical tolerance (eV/atom) for "on the hull" and for the facets that
     # touch a composition: E_hull below it counts as 0.
-    hull_tol: float = 1.0e-6
+    hull_tol: float = MISSING
     # Worker processes for the phase diagrams (1 = in-process).
-    n_jobs: int = 1
+    n_jobs: int = MISSING
     # E_hull tolerances (eV/atom) whose funnel and candidates the report tabulates
     ehull_sweep: list[float] = MISSING
     vox_model: VoxModelConfig = field(default_factory=VoxModelConfig)
@@ -82,8 +72,8 @@ class ScreenConfig:
     # Applicability domain: mean distance to the k nearest training compositions
     # in standardized feature space; "far" above this quantile of the training
     # set's own (leave-one-out) k-NN distances.
-    ad_neighbors: int = 5
-    ad_quantile: float = 0.95
+    ad_neighbors: int = MISSING
+    ad_quantile: float = MISSING
     # Dask workers scoring the pool in chunks of chunk_size formulas (1 = in-process)
     workers: int = MISSING
     chunk_size: int = MISSING
@@ -102,13 +92,13 @@ class ScreenConfig:
     rediscovery: RediscoveryConfig = field(default_factory=RediscoveryConfig)
 
     # --- outputs -----------------------------------------------------------------
-    pool: str = "data/screening/pool.parquet"
+    pool: str = MISSING
     pool2024: str = MISSING
     pool_features: str = MISSING
     voltage: str = MISSING
-    thermo: str = "data/screening/thermo.parquet"
-    funnel: str = "data/screening/funnel.parquet"
-    predictions: str = "data/screening/predictions.parquet"
-    report: str = "reports/screening.md"
+    thermo: str = MISSING
+    funnel: str = MISSING
+    predictions: str = MISSING
+    report: str = MISSING
     # tables, figures and metrics JSON files of every screening stage
-    report_dir: str = "reports/screening"
+    report_dir: str = MISSING
