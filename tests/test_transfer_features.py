@@ -103,3 +103,26 @@ def test_generalize_blocks_from_exact_amounts_and_mp_needs_its_encoder():
     encoder, _ = _tiny_pretraining()
     X = G.feature_table(frame, ["f"], ["li", "mp"], encoder)
     assert X.shape == (2, 26 + 18) and not X.filter(like="mp latent").isna().any(axis=None)
+
+
+def test_saved_encoder_is_byte_identical_across_processes(tmp_path):
+    """The model file's digest is tracked in git, so a fresh process must write the same bytes."""
+    import subprocess
+    import sys
+
+    from superionic.models.ensemble import file_sha256
+
+    snippet = (
+        "import sys, numpy as np\n"
+        "from superionic.features import mp_encoder as M\n"
+        "from superionic.models.ensemble import save_model\n"
+        "rng = np.random.default_rng(0)\n"
+        "a = np.zeros((40, 118)); a[np.arange(40), rng.integers(0, 20, 40)] = 1; a[:, 2] += 1\n"
+        "s = M.PretrainSettings(width=4, epochs=1, batch_size=8, learning_rate=0.01, weight_decay=0.0,\n"
+        "                       validation_fraction=0.0, seed=0)\n"
+        "save_model(M.pretrain(a, rng.normal(size=(40, 2)), s)[0], sys.argv[1])\n"
+    )
+    paths = [tmp_path / f"encoder{i}.joblib" for i in range(2)]
+    for path in paths:
+        subprocess.run([sys.executable, "-c", snippet, str(path)], check=True)
+    assert file_sha256(paths[0]) == file_sha256(paths[1])

@@ -146,7 +146,9 @@ class MPEncoder:
     """The pre-trained network with its target scaling; turns amount matrices into features."""
 
     width: int
-    state: dict[str, Any]
+    # weights as numpy arrays: a pickled torch tensor is not byte-identical from run to run,
+    # and the model file's digest is tracked in git
+    state: dict[str, np.ndarray]
     target_mean: np.ndarray
     target_std: np.ndarray
 
@@ -154,7 +156,9 @@ class MPEncoder:
         from superionic.features.element_embedding import Embedding, embedding_table
 
         net = _network(embedding_table(Embedding.MATSCHOLAR), self.width)
-        net.load_state_dict(self.state)
+        import torch
+
+        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()})
         return net.eval()
 
     def feature_labels(self) -> list[str]:
@@ -217,7 +221,7 @@ def pretrain(amounts: np.ndarray, targets: np.ndarray, settings: PretrainSetting
         elapsed = time.perf_counter() - start
         log.info("pretrain epoch %d/%d: train loss %.4f (%.0f s, ETA %.0f s)", epoch + 1, settings.epochs,
                  history[-1], elapsed, elapsed / (epoch + 1) * (settings.epochs - epoch - 1))  # fmt: skip
-    encoder = MPEncoder(settings.width, {k: v.detach().clone() for k, v in net.state_dict().items()}, mean, std)
+    encoder = MPEncoder(settings.width, {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}, mean, std)
     metrics: dict[str, Any] = {"n_train": int(len(train)), "n_validation": int(n_val), "train_loss": history}
     if n_val:
         predicted = encoder.features_from_amounts(amounts[val])[[PREDICTED[t] for t in TARGETS]].to_numpy()

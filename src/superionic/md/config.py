@@ -144,3 +144,5 @@ class MDConfig:
     out_dir: str = MISSING
     report: str = MISSING
     report_dir: str = MISSING
+    # target He et al. RSD(D) of the validation protocol's run lengths (md-report's plan)
+    validation_rsd: float = MISSING

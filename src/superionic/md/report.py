@@ -323,6 +323,7 @@ def render(
             )
     L += ["", "### Do universal potentials underestimate barriers here?", ""]
     L += [barrier_statement(cmp_metrics, label), ""]
+    L += run_length_section(cfg, aimd_runs, aimd_fits)
     L += [
         f"![Arrhenius overlay]({fig}/{FIG_OVERLAY})",
         f"![Ea parity]({fig}/{FIG_PARITY_EA})",
@@ -331,6 +332,43 @@ def render(
         "",
     ]
     return "\n".join(L)
+
+
+def validation_plan(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFrame) -> pd.DataFrame:
+    """Production length per AIMD run used in a trustworthy fit, for RSD(D) <= ``md.validation_rsd``."""
+    from superionic.md.runlength import estimate_run_lengths
+
+    a, m = cfg.md.analysis, cfg.md.mlip
+    trusted = aimd_fits.loc[aimd_fits["status"] == "ok", T.COL_MATERIAL]
+    return estimate_run_lengths(aimd_runs, trusted, target_rsd=float(cfg.md.validation_rsd),
+                                site_distance=float(a.site_distance), timestep_fs=float(m.timestep_fs),
+                                equilibration_steps=0, min_duration_ps=0.0, atom_steps_per_s=None, n_cores=1,
+                                round_steps=1)  # fmt: skip
+
+
+def run_length_section(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFrame) -> list[str]:
+    plan = validation_plan(cfg, aimd_runs, aimd_fits)
+    rsd = float(cfg.md.validation_rsd)
+    L = ["### What run length would settle it", ""]
+    if plan.empty:
+        return [*L, "No AIMD run is part of a trustworthy fit, so there is nothing to plan.", ""]
+    L += [f"An Arrhenius fit is only as good as its D values. RSD(D) <= {rsd:g} (He et al.) at the AIMD "
+          "diffusivity of every AIMD run in a trustworthy fit needs the production lengths below "
+          f"(timestep {float(cfg.md.mlip.timestep_fs):g} fs, site distance {float(cfg.md.analysis.site_distance):g} Å). "
+          "An MLIP that softens the barrier diffuses faster, so for it these are upper bounds. "
+          "`md=validation` (`conf/md/validation.yaml`) runs them, batched (`md.mlip.batch`), at least 20 ps each; "
+          "`python benchmarks/mlip_batched_md.py` prints their cost at the throughput it measures.", "",
+          "| material | formula | T (K) | atoms | Li | D AIMD (cm²/s) | ps needed | steps | atom-steps |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in plan.itertuples(index=False):
+        L.append(f"| {r.material} | {r.formula} | {r.temperature_K:g} | {r.n_atoms} | {r.n_mobile} | "
+                 f"{r.D_cm2_s:.2e} | {r.ps_per_replica:.1f} | {r.steps_per_replica:,} | {r.atom_steps:.3g} |")
+    longest = plan.loc[plan["ps_per_replica"].idxmax()]
+    L += ["", f"In all {plan['ps_per_replica'].sum():.0f} ps ({plan['atom_steps'].sum():.3g} atom-steps), "
+          f"against {float(cfg.md.mlip.steps) * float(cfg.md.mlip.timestep_fs) / 1000:g} ps per MLIP run in this "
+          f"default configuration. The longest is {longest['formula']} at {longest['temperature_K']:g} K "
+          f"({longest['ps_per_replica']:.0f} ps): its AIMD D is the smallest.", ""]
+    return L
 
 
 def barrier_statement(m: dict, label: str) -> str:

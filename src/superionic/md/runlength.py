@@ -61,7 +61,7 @@ def estimate_run_lengths(
     timestep_fs: float,
     equilibration_steps: int,
     min_duration_ps: float,
-    atom_steps_per_s: float,
+    atom_steps_per_s: float | None,
     n_cores: int,
     replicas: int = 1,
     round_steps: int = 500,
@@ -72,9 +72,10 @@ def estimate_run_lengths(
     runs with ``used_in_fit`` (those that pass the exclusion rules) are
     planned. Cost: production plus equilibration atom-steps of all replicas,
     at ``atom_steps_per_s`` (a measured throughput) for the wall time and
-    ``n_cores`` times that for core hours.
+    ``n_cores`` times that for core hours; ``None`` leaves both NaN (a report
+    must not carry a machine's wall-clock figure).
     """
-    if atom_steps_per_s <= 0:
+    if atom_steps_per_s is not None and atom_steps_per_s <= 0:
         raise ValueError("atom_steps_per_s must be > 0")
     wanted = list(materials)
     used = aimd_runs[aimd_runs[COL_MATERIAL].isin(wanted) & aimd_runs["used_in_fit"].astype(bool)]
@@ -83,7 +84,7 @@ def estimate_run_lengths(
         ps = duration_for_rsd(float(r.D_cm2_s), int(r.n_mobile), target_rsd, site_distance, replicas)
         steps = steps_for(ps, timestep_fs, min_duration_ps, round_steps)
         atom_steps = replicas * (steps + equilibration_steps) * int(r.n_sites)
-        wall_h = atom_steps / atom_steps_per_s / 3600.0
+        wall_h = atom_steps / atom_steps_per_s / 3600.0 if atom_steps_per_s else math.nan
         rows.append({"material": r.material, "formula": r.formula, "temperature_K": float(r.temperature_K),
                      "n_atoms": int(r.n_sites), "n_mobile": int(r.n_mobile), "D_cm2_s": float(r.D_cm2_s),
                      "n_eff_needed": hops_needed(target_rsd), "replicas": replicas, "ps_per_replica": ps,
