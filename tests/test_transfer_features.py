@@ -82,13 +82,13 @@ def test_pretraining_is_deterministic_and_features_have_the_documented_columns()
 def test_targets_are_joined_by_id_and_dropped_rows_are_counted(tmp_path):
     energy = tmp_path / "e.csv"
     gap = tmp_path / "g.csv"
-    pd.DataFrame({M.MP_ID: ["mp-1", "mp-2", "mp-3"], M.MP_COMPOSITION: ["LiF", "NaCl", "KBr"],
-                  M.MP_FORMATION_ENERGY: [-3.1, float("nan"), -1.9]}).to_csv(energy, index=False)
-    pd.DataFrame({M.MP_ID: ["mp-1", "mp-2", "mp-4"], M.MP_COMPOSITION: ["LiF", "NaCl", "Li"],
-                  M.MP_BAND_GAP: [8.7, 5.0, 0.0]}).to_csv(gap, index=False)
+    energy.write_text("task_id,composition,formation_energy_per_atom\nmp-1,LiF,-3.1\nmp-2,NaCl,\n"
+                      "mp-3,KBr,-1.9\nmp-5,NaN,-0.4\n")
+    gap.write_text("task_id,composition,band_gap\nmp-1,LiF,8.7\nmp-2,NaCl,5.0\nmp-4,Li,0.0\nmp-5,NaN,0.8\n")
     frame, counts = M.load_targets(energy, gap)
-    assert frame[M.MP_ID].tolist() == ["mp-1"]
-    assert counts == {"rows": 4, "without_both_targets": 2, "non_finite_target": 1, "kept": 1}
+    # "NaN" is sodium nitride, kept as a formula
+    assert frame[M.MP_ID].tolist() == ["mp-1", "mp-5"] and frame[M.MP_COMPOSITION].tolist() == ["LiF", "NaN"]
+    assert counts == {"rows": 5, "without_both_targets": 2, "non_finite_target": 1, "kept": 2}
     pd.DataFrame({M.MP_ID: ["mp-1"], "formula": ["LiF"], M.MP_FORMATION_ENERGY: [-3.1]}).to_csv(energy, index=False)
     with pytest.raises(ValueError, match="missing column"):
         M.load_targets(energy, gap)

@@ -62,12 +62,15 @@ class PretrainSettings:
 
 def load_targets(formation_csv: str | Path, band_gap_csv: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """One row per MP id with composition, formation energy and band gap; dropped rows counted by reason."""
-    energy = pd.read_csv(formation_csv)
-    gap = pd.read_csv(band_gap_csv)
+    # keep_default_na=False: the composition "NaN" is sodium nitride, not a missing value
+    energy = pd.read_csv(formation_csv, keep_default_na=False, dtype={MP_COMPOSITION: str, MP_ID: str})
+    gap = pd.read_csv(band_gap_csv, keep_default_na=False, dtype={MP_COMPOSITION: str, MP_ID: str})
     for path, frame, column in ((formation_csv, energy, MP_FORMATION_ENERGY), (band_gap_csv, gap, MP_BAND_GAP)):
         missing = {MP_ID, MP_COMPOSITION, column} - set(frame.columns)
         if missing:
             raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+        # empty or non-numeric targets become NaN here and are counted below, not guessed
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
     merged = energy.merge(gap[[MP_ID, MP_BAND_GAP]], on=MP_ID, how="outer", indicator=True)
     counts = {"rows": int(len(merged)), "without_both_targets": int((merged["_merge"] != "both").sum())}
     merged = merged[merged["_merge"] == "both"].drop(columns="_merge")
