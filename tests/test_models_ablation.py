@@ -57,3 +57,32 @@ def test_render_answers_both_questions():
 def test_no_experiments_is_explained():
     text = render(collect([], METRICS, MODELS), MODELS, MODELS, {"gb": "GB", "lgbm": "LightGBM"})
     assert "No experiment" in text
+
+
+def test_experiments_are_read_from_their_commits_whatever_the_baseline(tmp_path, monkeypatch):
+    import json
+    import subprocess
+
+    from superionic.models.ablation import experiments_from_git
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    metrics = "reports/classifier/metrics.json"
+    (tmp_path / "reports/classifier").mkdir(parents=True)
+    git("init", "-q")
+    for key, value in (("user.email", "t@t"), ("user.name", "t")):
+        git("config", key, value)
+    for name, variant in (("xu-run", "xu"), ("kang-run", "kang")):
+        (tmp_path / "params.yaml").write_text(f"dataset:\n  variant: {variant}\nfeatures:\n  name: cd\n")
+        (tmp_path / metrics).write_text(json.dumps({"paper": {"gb": {"accuracy_mean": 0.8}}, "dataset": {}}))
+        git("add", "-A")
+        git("commit", "-qm", name)
+        # DVC files an experiment under refs/exps/<baseline>/<name>; the baseline need not be HEAD
+        git("update-ref", f"refs/exps/ab/cdef/{name}", "HEAD")
+    git("update-ref", "refs/exps/exec/EXEC_HEAD", "HEAD")
+    monkeypatch.chdir(tmp_path)
+    found = experiments_from_git(metrics)
+    assert [e["name"] for e in found] == ["workspace", "kang-run", "xu-run"]
+    frame = collect(found, metrics, MODELS)
+    assert set(frame["dataset"]) == {"xu", "kang"}
