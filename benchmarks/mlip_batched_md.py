@@ -20,8 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-VALIDATION_MATERIALS = ["mp-532413", "mp-1222492", "mp-676361", "mp-29410", "mp-1106183"]
-
 
 def jobs_for(structures: dict, temperatures: list[float], steps: int, seed: int) -> list[dict]:
     from superionic.md import mlip
@@ -35,7 +33,7 @@ def jobs_for(structures: dict, temperatures: list[float], steps: int, seed: int)
 def main() -> None:
     import torch
 
-    from superionic.md import batched, mlip, runlength
+    from superionic.md import aimd, batched, mlip, runlength
     from superionic.md.io import starting_structures
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -107,17 +105,19 @@ def main() -> None:
           f"{1e3 * t_stock_seq:.0f} ms, CHGNet batched {1e3 * t_stock_batch:.0f} ms, "
           f"batched without the second-order graph {1e3 * t_ours:.0f} ms")  # fmt: skip
 
-    runs_csv = Path(args.aimd_runs)
-    if runs_csv.exists():
-        plan = runlength.estimate_run_lengths(
-            pd.read_csv(runs_csv), VALIDATION_MATERIALS, target_rsd=0.3, site_distance=3.0, timestep_fs=2.0,
-            equilibration_steps=2500, min_duration_ps=20.0, atom_steps_per_s=rate_batched, n_cores=args.threads,
-        )  # fmt: skip
-        print("\nvalidation run lengths (AIMD D, He et al. RSD <= 0.3, at the batched throughput above):")
+    runs_csv, fits_csv = Path(args.aimd_runs), Path(args.aimd_runs).with_name(aimd.FITS_CSV)
+    if runs_csv.exists() and fits_csv.exists():
+        from superionic.config import compose
+        from superionic.md.report import validation_plan
+
+        cfg = compose(["md=validation"])
+        plan = validation_plan(cfg, pd.read_csv(runs_csv), pd.read_csv(fits_csv), with_run_settings=True,
+                               atom_steps_per_s=rate_batched, n_cores=args.threads)  # fmt: skip
+        rsd = float(cfg.md.validation_rsd)
+        print(f"\nvalidation run lengths (AIMD D, He et al. RSD <= {rsd:g}, at the batched throughput above):")
         print(plan[["material", "formula", "temperature_K", "n_atoms", "n_mobile", "D_cm2_s", "ps_per_replica",
                     "steps_per_replica", "wall_h", "core_h"]].to_string(index=False, float_format="%.3g"))  # fmt: skip
-        print(runlength.summary_line(plan, 0.3, rate_batched, args.threads))
-
+        print(runlength.summary_line(plan, rsd, rate_batched, args.threads))
 
 if __name__ == "__main__":
     main()

@@ -334,16 +334,24 @@ def render(
     return "\n".join(L)
 
 
-def validation_plan(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFrame) -> pd.DataFrame:
-    """Production length per AIMD run used in a trustworthy fit, for RSD(D) <= ``md.validation_rsd``."""
+def validation_plan(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFrame, *,
+                    with_run_settings: bool = False, atom_steps_per_s: float | None = None,
+                    n_cores: int = 1) -> pd.DataFrame:  # fmt: skip
+    """Production length per AIMD run used in a trustworthy fit, for RSD(D) <= ``md.validation_rsd``.
+
+    Bare lengths by default (the report); ``with_run_settings`` adds the config's
+    equilibration, minimum duration and step rounding, i.e. what ``md=validation`` runs.
+    """
     from superionic.md.runlength import estimate_run_lengths
 
     a, m = cfg.md.analysis, cfg.md.mlip
     trusted = aimd_fits.loc[aimd_fits["status"] == "ok", T.COL_MATERIAL]
+    extra = ({"equilibration_steps": int(m.equilibration_steps), "min_duration_ps": float(m.min_duration_ps),
+              "round_steps": 500} if with_run_settings else
+             {"equilibration_steps": 0, "min_duration_ps": 0.0, "round_steps": 1})  # fmt: skip
     return estimate_run_lengths(aimd_runs, trusted, target_rsd=float(cfg.md.validation_rsd),
                                 site_distance=float(a.site_distance), timestep_fs=float(m.timestep_fs),
-                                equilibration_steps=0, min_duration_ps=0.0, atom_steps_per_s=None, n_cores=1,
-                                round_steps=1)  # fmt: skip
+                                atom_steps_per_s=atom_steps_per_s, n_cores=n_cores, **extra)  # fmt: skip
 
 
 def run_length_section(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFrame) -> list[str]:
