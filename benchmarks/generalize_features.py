@@ -25,8 +25,8 @@ from pymatgen.core import Composition, Element
 
 from superionic.config import load_params
 from superionic.features.lithium import LITHIUM_FEATURES, lithium_features
-from superionic.models.ensemble import load_verified
-from superionic.models.generalize import DeployedModel
+from superionic.classifier.ensemble import load_verified
+from superionic.classifier.generalize import DeployedModel
 
 
 def per_row_li_fraction_and_anions(comps: list[Composition]) -> np.ndarray:

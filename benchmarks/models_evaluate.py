@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from superionic.config import compose
-from superionic.models.data import load, prepare, synthetic_frame
-from superionic.models.evaluate import evaluate_paper
-from superionic.models.tune import model_spec
+from superionic.classifier.data import load, prepare, synthetic_frame
+from superionic.classifier.evaluate import evaluate_paper
+from superionic.classifier.tune import model_spec
 
 
 def midpoint(space: dict) -> dict:

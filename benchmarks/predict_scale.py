@@ -60,8 +60,8 @@ def baseline(frame: pd.DataFrame, params: str) -> pd.DataFrame:
     """
     from superionic.data.formula import parse_formula
     from superionic.features.composition import composition_feature_labels, featurize_compositions_matminer
-    from superionic.models.ensemble import Ensemble, load_verified, proba_col, unanimous_col, votes_col
-    from superionic.models.generalize import TRUST_COLUMNS, DeployedModel
+    from superionic.classifier.ensemble import Ensemble, load_verified, proba_col, unanimous_col, votes_col
+    from superionic.classifier.generalize import TRUST_COLUMNS, DeployedModel
 
     cfg = load_params(params)
     ensemble = load_verified(cfg.classifier.ensemble_model, Ensemble, "classifier.ensemble_model", "ensemble")
@@ -97,7 +97,7 @@ def baseline(frame: pd.DataFrame, params: str) -> pd.DataFrame:
 
 def compare(current: pd.DataFrame, old: pd.DataFrame) -> str:
     """Cells of the baseline's columns that differ once written with the CLI's number format."""
-    from superionic.models.predict import OK, PREDICTION_FLOAT_FORMAT, STATUS
+    from superionic.classifier.predict import OK, PREDICTION_FLOAT_FORMAT, STATUS
 
     ok = current.index[current[STATUS] == OK]
     if sorted(ok) != sorted(old.index):
@@ -149,9 +149,9 @@ def main() -> None:
         print("current CLI vs baseline:", compare(pd.read_csv(current, keep_default_na=False, dtype=str), old))
         from superionic.data.formula import parse_formula
         from superionic.features.composition import featurize_compositions_matminer
-        from superionic.models.ensemble import Ensemble, load_verified
-        from superionic.models.generalize import DeployedModel
-        from superionic.models.predict import predict_frame
+        from superionic.classifier.ensemble import Ensemble, load_verified
+        from superionic.classifier.generalize import DeployedModel
+        from superionic.classifier.predict import predict_frame
 
         cfg = load_params(args.params)
         ensemble = load_verified(cfg.classifier.ensemble_model, Ensemble, "classifier.ensemble_model", "ensemble")

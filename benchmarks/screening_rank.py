@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from superionic.config import load_params
-from superionic.models.ensemble import load_ensemble
+from superionic.classifier.ensemble import load_ensemble
 from superionic.screening import columns as C
 from superionic.screening.features import features_for
 from superionic.screening.funnel import STEPS, Thresholds, apply_filters, input_2024

@@ -259,8 +259,8 @@ def test_only_the_cli_calls_stage_entry_points():
 def test_walker_follows_function_local_and_submodule_imports():
     # screening.predict imports superionic.cluster inside a function
     assert "superionic.cluster" in closure("superionic.screening.predict")
-    # `from superionic import models` reaches the package, not a module named superionic/models.py
-    assert "superionic.models" in direct_imports("superionic.models.ensemble")
+    # `from superionic import models` reaches the package, not a module named superionic/classifier.py
+    assert "superionic.classifier" in direct_imports("superionic.classifier.ensemble")
     # transitive: nasicon.sisso -> nasicon.sis -> nasicon.space
     assert "superionic.nasicon.space" in closure("superionic.nasicon.sisso")
 

@@ -142,9 +142,9 @@ def _training_table():
 
 @pytest.fixture(scope="module")
 def models():
-    from superionic.models import generalize as G
-    from superionic.models.data import prepare
-    from superionic.models.ensemble import fit_ensemble
+    from superionic.classifier import generalize as G
+    from superionic.classifier.data import prepare
+    from superionic.classifier.ensemble import fit_ensemble
 
     lgbm = {"estimator": "lgbm", "scale": False, "search_space": {},
             "fixed": {"n_estimators": 20, "num_leaves": 4, "min_child_samples": 3, "n_jobs": 1, "verbose": -1,
@@ -167,7 +167,7 @@ def _spec(tmp_path):
 
 
 def test_explore_ranks_deterministically_and_marks_the_measured_series(models, tmp_path):
-    from superionic.models.generalize import P_CALIBRATED
+    from superionic.classifier.generalize import P_CALIBRATED
 
     deployed, ensemble, train = models
     spec = _spec(tmp_path)

@@ -9,8 +9,8 @@ import pytest
 from superionic.config import compose
 from superionic.data import columns as D
 from superionic.data.families import UNMAPPED, canonical_families, family_lookup, family_mapping_table
-from superionic.models import generalize as G
-from superionic.models.data import prepare, synthetic_frame
+from superionic.classifier import generalize as G
+from superionic.classifier.data import prepare, synthetic_frame
 
 FAMILIES = {"Garnet": ["garnet", "garnet-like"], "Halide": ["Li-halide", "chlorides", "cholorides"]}
 

@@ -11,7 +11,7 @@ from superionic.data import columns as D
 from superionic.features import mp_encoder as M
 from superionic.features.element_embedding import Embedding, embedding_features_from_amounts, feature_labels
 from superionic.features.lithium import amount_matrix
-from superionic.models import generalize as G
+from superionic.classifier import generalize as G
 
 FORMULAS = ["Li3PS4", "Li7La3Zr2O12", "Li1.3Al0.3Ti1.7(PO4)3", "LiCl", "Li6PS5Cl", "Li10GeP2S12", "Li"]
 
@@ -110,12 +110,12 @@ def test_saved_encoder_is_byte_identical_across_processes(tmp_path):
     import subprocess
     import sys
 
-    from superionic.models.ensemble import file_sha256
+    from superionic.classifier.ensemble import file_sha256
 
     snippet = (
         "import sys, numpy as np\n"
         "from superionic.features import mp_encoder as M\n"
-        "from superionic.models.ensemble import save_model\n"
+        "from superionic.classifier.ensemble import save_model\n"
         "rng = np.random.default_rng(0)\n"
         "a = np.zeros((40, 118)); a[np.arange(40), rng.integers(0, 20, 40)] = 1; a[:, 2] += 1\n"
         "s = M.PretrainSettings(width=4, epochs=1, batch_size=8, learning_rate=0.01, weight_decay=0.0,\n"

@@ -18,15 +18,15 @@ STAGES: dict[str, str] = {
     "ingest": "superionic.data.ingest",
     "featurize": "superionic.features.stage",
     "dataset": "superionic.data.dataset",
-    "tune": "superionic.models.tune",
-    "evaluate": "superionic.models.evaluate",
+    "tune": "superionic.classifier.tune",
+    "evaluate": "superionic.classifier.evaluate",
     "mp-pretrain": "superionic.features.mp_encoder",
-    "generalize": "superionic.models.generalize",
-    "structure-ablation": "superionic.models.structure_ablation",
-    "importance": "superionic.models.importance",
-    "ensemble": "superionic.models.ensemble",
-    "classifier-report": "superionic.models.report",
-    "ablation": "superionic.models.ablation",
+    "generalize": "superionic.classifier.generalize",
+    "structure-ablation": "superionic.classifier.structure_ablation",
+    "importance": "superionic.classifier.importance",
+    "ensemble": "superionic.classifier.ensemble",
+    "classifier-report": "superionic.classifier.report",
+    "ablation": "superionic.classifier.ablation",
     "mp-pool": "superionic.screening.pool",
     "mp2024-pool": "superionic.screening.pool2024",
     "thermo": "superionic.screening.thermo",
@@ -50,14 +50,14 @@ STAGES: dict[str, str] = {
 
 # tool name -> module with ``main(argv)``
 TOOLS: dict[str, str] = {
-    "predict": "superionic.models.predict",
+    "predict": "superionic.classifier.predict",
     # the DVC stage `explore` (no arguments) and your own spaces (--spec / --host / --site)
     "explore": "superionic.explore.stage",
 }
 
 
 TRACK_TITLES = {
-    "data": "data", "features": "data", "models": "classifier (Kang 2023)",
+    "data": "data", "features": "data", "classifier": "classifier (Kang 2023)",
     "screening": "screening (Materials Project)", "nasicon": "NASICON (Ouyang 2021)", "md": "molecular dynamics",
     "reports": "summary",
 }

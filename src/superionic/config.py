@@ -18,7 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from superionic.explore.config import Compensation, ExploreConfig
 from superionic.md.config import Device, MDConfig, Thermostat
-from superionic.models.config import (
+from superionic.classifier.config import (
     ClassifierConfig,
     EnsembleCalibration,
     GeneralizeConfig,

@@ -20,7 +20,7 @@ from scipy.stats import spearmanr
 
 from superionic.data import columns as D
 from superionic.explore.space import COMPOSITION, N_DOPANTS, RADIUS_MISMATCH, Enumeration
-from superionic.models.ensemble import ENSEMBLE_LABEL
+from superionic.classifier.ensemble import ENSEMBLE_LABEL
 
 P_ENSEMBLE = "p_ensemble"
 P_ENSEMBLE_STD = "p_ensemble_std"
@@ -56,7 +56,7 @@ def descriptors(enum: Enumeration, chunk_rows: int = 20_000) -> pd.DataFrame:
 
 def model_inputs(cd: pd.DataFrame, enum: Enumeration, deployed: Any) -> pd.DataFrame:
     """The deployed model's feature columns for every composition."""
-    from superionic.models.generalize import block_features, needs_amounts
+    from superionic.classifier.generalize import block_features, needs_amounts
 
     blocks = deployed.feature_blocks
     amounts = z_order_amounts(enum.amounts, enum.elements) if needs_amounts(blocks) else None
@@ -65,7 +65,7 @@ def model_inputs(cd: pd.DataFrame, enum: Enumeration, deployed: Any) -> pd.DataF
 
 def neighbours(X: pd.DataFrame, deployed: Any, train: pd.DataFrame, k: int) -> list[str]:
     """The k nearest training materials of each row, in the deployed model's z-scored feature space."""
-    from superionic.models.domain import standardize
+    from superionic.classifier.domain import standardize
     from superionic.screening.predict import neighbour_text
 
     cd = list(deployed.cd_columns)
@@ -73,7 +73,7 @@ def neighbours(X: pd.DataFrame, deployed: Any, train: pd.DataFrame, k: int) -> l
         train[cd].to_numpy(dtype=float), deployed.train_features[cd].to_numpy(dtype=float), equal_nan=True)
     if not same:  # neighbour names would belong to other rows
         raise ValueError("the training table does not match the rows the generalize model was fitted on "
-                         "(load it with superionic.models.data.load, or rerun `dvc repro generalize`)")
+                         "(load it with superionic.classifier.data.load, or rerun `dvc repro generalize`)")
     tz, qz = standardize(deployed.train_features, X[deployed.feature_columns])
     return neighbour_text(tz, qz, train.reset_index(drop=True), k)
 
@@ -81,7 +81,7 @@ def neighbours(X: pd.DataFrame, deployed: Any, train: pd.DataFrame, k: int) -> l
 def rank_space(enum: Enumeration, X: pd.DataFrame, deployed: Any) -> pd.DataFrame:
     """Design table + trust columns (with the inner-model spread), best first; ``rank`` 1 is the best."""
     trust = deployed.assess(X, spread=True).reset_index(drop=True)
-    from superionic.models.generalize import P_CALIBRATED
+    from superionic.classifier.generalize import P_CALIBRATED
 
     table = pd.concat([enum.design, trust], axis=1)
     table[ENUM_ROW] = np.arange(len(table))
@@ -101,7 +101,7 @@ def ensemble_check(
     ``cd`` is indexed like the enumeration (``ranked`` carries that index in
     its ``enum_row`` column).
     """
-    from superionic.models.generalize import P_CALIBRATED
+    from superionic.classifier.generalize import P_CALIBRATED
 
     rng = np.random.default_rng(seed)
     picked_sample = np.sort(rng.choice(len(ranked), size=min(sample, len(ranked)), replace=False))
@@ -140,7 +140,7 @@ def known_points(enum: Enumeration, ranked: pd.DataFrame, train: pd.DataFrame, t
     from pymatgen.core import Composition
 
     from superionic.features.lithium import amount_matrix, element_symbols
-    from superionic.models.generalize import P_CALIBRATED
+    from superionic.classifier.generalize import P_CALIBRATED
 
     if train.empty:
         return pd.DataFrame()

@@ -107,7 +107,7 @@ def rates(seconds: dict[str, float], n: int) -> dict[str, float]:
 
 
 def metrics(result: Exploration) -> dict[str, Any]:
-    from superionic.models.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED
+    from superionic.classifier.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED
 
     r = result.ranked
     known = result.known
@@ -131,7 +131,7 @@ def metrics(result: Exploration) -> dict[str, Any]:
 
 def _best_new(ranked: pd.DataFrame) -> dict[str, Any]:
     """The highest-ranked composition that is not a training material, answered and in domain."""
-    from superionic.models.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED
+    from superionic.classifier.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED
 
     new = ranked[ranked[S.MEASURED_SIGMA].isna() & ~ranked[ABSTAIN] & ranked[IN_DOMAIN]]
     if new.empty:
@@ -148,7 +148,7 @@ def plot_map(result: Exploration, path: Path, dpi: int = 110) -> Path:
     import matplotlib.pyplot as plt
 
     from superionic.io import PNG_METADATA, save_figure
-    from superionic.models.generalize import P_CALIBRATED, P_SPREAD
+    from superionic.classifier.generalize import P_CALIBRATED, P_SPREAD
 
     r, slots = result.ranked, result.space.slots
     fig, axes = plt.subplots(1, len(slots), figsize=(6.2 * len(slots), 4.6), squeeze=False, sharey=True)
@@ -184,7 +184,7 @@ def plot_map(result: Exploration, path: Path, dpi: int = 110) -> Path:
 
 
 def report_text(result: Exploration, figures: dict[str, Any], spec: Any, figure_name: str) -> str:
-    from superionic.models.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED, P_SPREAD
+    from superionic.classifier.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED, P_SPREAD
     from superionic.reports.markdown import table
 
     space = result.space
@@ -301,8 +301,8 @@ def write_outputs(result: Exploration, spec: Any) -> dict[str, Any]:
 
 
 def _load_models(cfg: Any, trust: bool = False) -> tuple[Any, Any]:
-    from superionic.models.ensemble import Ensemble, load_verified
-    from superionic.models.generalize import DeployedModel
+    from superionic.classifier.ensemble import Ensemble, load_verified
+    from superionic.classifier.generalize import DeployedModel
 
     deployed = load_verified(cfg.generalize.model, DeployedModel, "generalize.model", "generalize", trust=trust)
     ensemble = load_verified(cfg.classifier.ensemble_model, Ensemble, "classifier.ensemble_model", "ensemble",
@@ -312,7 +312,7 @@ def _load_models(cfg: Any, trust: bool = False) -> tuple[Any, Any]:
 
 def _training_table(cfg: Any) -> pd.DataFrame:
     """The classifier's training rows in the order the models were fitted on."""
-    from superionic.models.data import load
+    from superionic.classifier.data import load
 
     return load(cfg.paths.dataset).frame
 

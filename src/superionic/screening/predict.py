@@ -46,14 +46,14 @@ from superionic.io import (
     write_json,
     write_parquet,
 )
-from superionic.models.domain import applicability, standardize
-from superionic.models.ensemble import (
+from superionic.classifier.domain import applicability, standardize
+from superionic.classifier.ensemble import (
     ENSEMBLE_LABEL,
     proba_col,
     unanimous_col,
     votes_col,
 )
-from superionic.models.generalize import ABSTAIN, P_CALIBRATED
+from superionic.classifier.generalize import ABSTAIN, P_CALIBRATED
 from superionic.screening import columns as C
 
 log = logging.getLogger(__name__)
@@ -337,8 +337,8 @@ def predict_metrics(ranked: pd.DataFrame, unknown: pd.DataFrame, scores: pd.Data
 
 def run_stage(cfg: DictConfig) -> None:
     from superionic.data.dataset import load_dataset
-    from superionic.models.ensemble import load_ensemble, load_verified
-    from superionic.models.generalize import DeployedModel
+    from superionic.classifier.ensemble import load_ensemble, load_verified
+    from superionic.classifier.generalize import DeployedModel
     from superionic.screening.config import Release
     from superionic.screening.features import features_for
     from superionic.screening.funnel import alive_after, unknown_window

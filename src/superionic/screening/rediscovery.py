@@ -193,9 +193,9 @@ def step_counts(fates: pd.DataFrame) -> pd.DataFrame:
 
 def run_stage(cfg: DictConfig) -> None:
     from superionic.data.dataset import load_dataset
-    from superionic.models.data import prepare
-    from superionic.models.ensemble import chosen_members, fit_ensemble, member_specs
-    from superionic.models.evaluate import load_best
+    from superionic.classifier.data import prepare
+    from superionic.classifier.ensemble import chosen_members, fit_ensemble, member_specs
+    from superionic.classifier.evaluate import load_best
     from superionic.screening.config import Release
     from superionic.screening.features import features_for
     from superionic.tracking import log_artifacts, log_metrics, stage_run

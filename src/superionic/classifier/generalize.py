@@ -50,8 +50,8 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold
 
 from superionic.data import columns as D
-from superionic.models.protocol import Split, group_labels, grouped_splits, paper_splits
-from superionic.models.zoo import build_pipeline
+from superionic.classifier.protocol import Split, group_labels, grouped_splits, paper_splits
+from superionic.classifier.zoo import build_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +382,7 @@ class DeployedModel:
         ``spread`` adds :data:`P_SPREAD`, the standard deviation over the
         inner-fold models (each trained on other chemical systems).
         """
-        from superionic.models.domain import applicability, standardize
+        from superionic.classifier.domain import applicability, standardize
 
         columns = (*TRUST_COLUMNS, P_SPREAD) if spread else TRUST_COLUMNS
         if len(X) == 0:
@@ -459,7 +459,7 @@ def _save_plot(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: An
 
 
 def plot_reliability(oof: pd.DataFrame, n_bins: int, path: Any) -> Any:
-    from superionic.models.report import _plt
+    from superionic.classifier.report import _plt
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
@@ -474,7 +474,7 @@ def plot_reliability(oof: pd.DataFrame, n_bins: int, path: Any) -> Any:
 
 
 def plot_coverage(curve: pd.DataFrame, coverage: float, path: Any) -> Any:
-    from superionic.models.report import _plt
+    from superionic.classifier.report import _plt
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
@@ -489,8 +489,8 @@ def plot_coverage(curve: pd.DataFrame, coverage: float, path: Any) -> Any:
 
 def run_stage(cfg: Any) -> None:
     from superionic.io import TABLE_DECIMALS, write_csv, write_json, write_text
-    from superionic.models.data import load
-    from superionic.models.ensemble import load_verified, save_model
+    from superionic.classifier.data import load
+    from superionic.classifier.ensemble import load_verified, save_model
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     g = cfg.generalize
@@ -613,7 +613,7 @@ PROTOCOL_TITLES = {RANDOM: "random", CHEMSYS: "chemsys", FAMILY: "family", SOURC
 
 def variants_markdown(table: pd.DataFrame, default: str) -> str:
     """One row per variant: balanced accuracy under every protocol, ECE and selective accuracy (grouped)."""
-    from superionic.models.report import fmt, md_table
+    from superionic.classifier.report import fmt, md_table
 
     wide = table.pivot(index="variant", columns="protocol", values="balanced_accuracy")
     ece = table.pivot(index="variant", columns="protocol", values="ece")
@@ -632,7 +632,7 @@ def variants_markdown(table: pd.DataFrame, default: str) -> str:
 
 def render_report(metrics: Mapping[str, Any], table: pd.DataFrame, sources: pd.DataFrame, families: pd.DataFrame,
                   pretrain: Mapping[str, Any] | None, cfg: Any, n_rows: int) -> str:
-    from superionic.models.report import fmt, md_table
+    from superionic.classifier.report import fmt, md_table
 
     g = cfg.generalize
     default = metrics["default"]

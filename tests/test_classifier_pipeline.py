@@ -7,9 +7,9 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-import superionic.models.data as mdata
+import superionic.classifier.data as mdata
 from superionic.config import compose
-from superionic.models import ensemble, evaluate, importance, report, tune
+from superionic.classifier import ensemble, evaluate, importance, report, tune
 
 
 @pytest.mark.slow

@@ -7,9 +7,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from superionic.config import compose
-from superionic.models.data import prepare, synthetic_frame
-from superionic.models.tune import model_spec
-from superionic.models.zoo import MODEL_STEP, build_pipeline, suggest_params, validate_search_space
+from superionic.classifier.data import prepare, synthetic_frame
+from superionic.classifier.tune import model_spec
+from superionic.classifier.zoo import MODEL_STEP, build_pipeline, suggest_params, validate_search_space
 
 NINE = ["gnb", "logreg", "tree", "sgd", "knn", "rf", "gb", "lgbm", "xgb"]
 
@@ -56,7 +56,7 @@ def test_config_round_trips(cfg):
 def test_members_are_the_best_under_the_chosen_protocol_with_stable_ties():
     import pandas as pd
 
-    from superionic.models.ensemble import select_members
+    from superionic.classifier.ensemble import select_members
 
     grouped = pd.DataFrame({
         "model": ["gb", "lgbm", "rf", "gb", "lgbm", "rf"],

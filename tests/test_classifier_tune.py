@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from superionic.models.data import fingerprint, prepare, synthetic_frame
-from superionic.models.tune import completed, study_name, tune_model
+from superionic.classifier.data import fingerprint, prepare, synthetic_frame
+from superionic.classifier.tune import completed, study_name, tune_model
 
 SPEC = {
     "estimator": "tree",
@@ -118,7 +118,7 @@ def test_two_workers_share_a_fresh_study_exactly(data, tmp_path):
     import multiprocessing as mp
     import uuid
 
-    from superionic.models.tune import make_storage
+    from superionic.classifier.tune import make_storage
 
     for storage in _storages(tmp_path):
         suffix = uuid.uuid4().int % 10_000
@@ -140,7 +140,7 @@ def test_two_workers_share_a_fresh_study_exactly(data, tmp_path):
 
 
 def _slow_worker(storage, name):
-    from superionic.models.tune import make_storage
+    from superionic.classifier.tune import make_storage
 
     study = optuna.create_study(study_name=name, storage=make_storage(storage, 1, 3), load_if_exists=True)
     study.optimize(lambda trial: (trial.suggest_float("x", 0, 1), __import__("time").sleep(60))[0], n_trials=1)
@@ -153,7 +153,7 @@ def test_trial_of_a_killed_worker_is_failed_and_retried(tmp_path):
     import signal
     import time
 
-    from superionic.models.tune import StopAtTotal, make_storage
+    from superionic.classifier.tune import StopAtTotal, make_storage
 
     storage = f"sqlite:///{tmp_path / 'kill.db'}"
     worker = mp.get_context("fork").Process(target=_slow_worker, args=(storage, "killed"))

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from superionic.models.data import CHEMSYS, FAMILY, prepare, synthetic_frame
-from superionic.models.evaluate import evaluate_groups, evaluate_paper
-from superionic.models.protocol import group_labels, grouped_splits, paper_splits, split_metrics, summarize
+from superionic.classifier.data import CHEMSYS, FAMILY, prepare, synthetic_frame
+from superionic.classifier.evaluate import evaluate_groups, evaluate_paper
+from superionic.classifier.protocol import group_labels, grouped_splits, paper_splits, split_metrics, summarize
 
 SPECS = {
     "gnb": {"estimator": "gnb", "fixed": {}, "search_space": {}, "scale": True},
@@ -94,7 +94,7 @@ def test_metrics_and_summary():
 
 
 def test_group_spellings_are_merged():
-    from superionic.models.protocol import normalize_groups
+    from superionic.classifier.protocol import normalize_groups
 
     values = pd.Series(["Garnet", "garnet ", "Garnet", "argyrodites", "Argyrodite", "LGPS", "oxides", None])
     merged, merges = normalize_groups(values)

@@ -1,7 +1,7 @@
 """Splits and split-level evaluation: the paper's 100 stratified 80/20 splits and
 grouped cross-validation (no chemical system / structure family on both sides).
 
-Every fit goes through :func:`superionic.models.zoo.build_pipeline`, so the
+Every fit goes through :func:`superionic.classifier.zoo.build_pipeline`, so the
 imputer and scaler only ever see the training rows of a split.
 """
 
@@ -23,7 +23,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from superionic.models.zoo import build_pipeline
+from superionic.classifier.zoo import build_pipeline
 
 Split = tuple[np.ndarray, np.ndarray]
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from pymatgen.core import Composition
 
-import superionic.models.predict as predict
-from superionic.models.data import prepare
-from superionic.models.ensemble import (
+import superionic.classifier.predict as predict
+from superionic.classifier.data import prepare
+from superionic.classifier.ensemble import (
     ENSEMBLE_LABEL,
     fit_ensemble,
     load_ensemble,
@@ -194,7 +194,7 @@ def test_failed_write_leaves_the_previous_output(tmp_path, monkeypatch):
 def test_model_file_is_verified_before_it_is_unpickled(ensemble, tmp_path, monkeypatch, capsys):
     from omegaconf import OmegaConf
 
-    import superionic.models.ensemble as ens_module
+    import superionic.classifier.ensemble as ens_module
     from superionic.config import compose
 
     path = tmp_path / "ens.joblib"
@@ -237,7 +237,7 @@ def test_distributed_predict_on_a_real_two_worker_cluster_matches_in_process():
 
 def _deployed(features: list[str]):
     """A tiny generalize-stage model over the fake features plus the Li block."""
-    from superionic.models import generalize as G
+    from superionic.classifier import generalize as G
 
     rng = np.random.default_rng(1)
     formulas = [f"Li{rng.uniform(0.5, 7):.2f}La{rng.uniform(0.5, 3):.2f}Zr{rng.uniform(0.5, 2):.2f}O12"
@@ -254,7 +254,7 @@ def _deployed(features: list[str]):
 
 
 def test_trust_columns_come_with_every_usable_row(ensemble):
-    from superionic.models.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED, TRUST_COLUMNS
+    from superionic.classifier.generalize import ABSTAIN, IN_DOMAIN, P_CALIBRATED, TRUST_COLUMNS
 
     deployed = _deployed(FEATURES)
     out = predict.predict_frame(pd.DataFrame({"formula": INPUT + ["Li3PS4"]}), ensemble,
@@ -271,7 +271,7 @@ def test_trust_columns_come_with_every_usable_row(ensemble):
 
 
 def test_trust_model_file_is_verified_like_the_ensemble(ensemble, tmp_path, capsys):
-    from superionic.models.ensemble import save_model
+    from superionic.classifier.ensemble import save_model
 
     ens_path, trust_path = tmp_path / "e.joblib", tmp_path / "g.joblib"
     save_ensemble(ensemble, ens_path)
@@ -328,7 +328,7 @@ def test_chunked_file_prediction_equals_one_shot_and_featurises_each_composition
 
 def test_single_evaluation_scores_equal_the_library_calls_bit_for_bit():
     """Votes and calibrated probabilities from one model evaluation = model.predict + calibrator.predict_proba."""
-    from superionic.models import ensemble as E
+    from superionic.classifier import ensemble as E
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(300, 6)), columns=list("abcdef"))
@@ -357,7 +357,7 @@ def test_ensemble_logged_as_an_mlflow_model_predicts_like_the_cli(tmp_path, monk
     """Formulas in, predict's table out, from the model MLflow stores; a tampered artifact is refused."""
     import mlflow
 
-    from superionic.models.ensemble import log_mlflow_model
+    from superionic.classifier.ensemble import log_mlflow_model
 
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     previous = mlflow.get_tracking_uri()

@@ -38,8 +38,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from superionic.io import write_json
 from superionic.config import Sampler
-from superionic.models.protocol import evaluate_splits, paper_splits
-from superionic.models.zoo import suggest_params, validate_search_space
+from superionic.classifier.protocol import evaluate_splits, paper_splits
+from superionic.classifier.zoo import suggest_params, validate_search_space
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ def model_spec(cfg: DictConfig, name: str) -> dict[str, Any]:
 def run_stage(cfg: DictConfig) -> None:
     import mlflow
 
-    from superionic.models.data import fingerprint, load
+    from superionic.classifier.data import fingerprint, load
     from superionic.tracking import anchored_uri, log_metrics, stage_run, workspace_root
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

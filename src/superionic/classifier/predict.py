@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from superionic.models.ensemble import ENSEMBLE_LABEL, Ensemble, load_ensemble, load_verified
-from superionic.models.generalize import ABSTAIN, TRUST_COLUMNS, DeployedModel
+from superionic.classifier.ensemble import ENSEMBLE_LABEL, Ensemble, load_ensemble, load_verified
+from superionic.classifier.generalize import ABSTAIN, TRUST_COLUMNS, DeployedModel
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def _broadcast(result: pd.DataFrame, values: pd.DataFrame, rows: np.ndarray, tak
 
 
 def _empty_votes(ensemble: Ensemble) -> pd.DataFrame:
-    from superionic.models.ensemble import (
+    from superionic.classifier.ensemble import (
         ENSEMBLE_LABEL,
         proba_col,
         unanimous_col,
@@ -414,7 +414,7 @@ def _load_verified(args: argparse.Namespace) -> Ensemble:
     if args.trust_model:
         return load_ensemble(path, trust=True)
     from superionic.config import load_params
-    from superionic.models.ensemble import digest_path, read_digest
+    from superionic.classifier.ensemble import digest_path, read_digest
 
     recorded = read_digest(digest_path(load_params(args.params).classifier.ensemble_model))
     return load_ensemble(path, expected_sha256=recorded)

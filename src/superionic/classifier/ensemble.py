@@ -38,14 +38,14 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from superionic.config import EnsembleCalibration
-from superionic.models.data import ClassifierData
-from superionic.models.protocol import Split, paper_splits
-from superionic.models.zoo import build_pipeline
+from superionic.classifier.data import ClassifierData
+from superionic.classifier.protocol import Split, paper_splits
+from superionic.classifier.zoo import build_pipeline
 
 log = logging.getLogger(__name__)
 
 ENSEMBLE_LABEL = "ensemble_label"
-# the ensemble as an MLflow pyfunc model (superionic.models.mlflow_pyfunc)
+# the ensemble as an MLflow pyfunc model (superionic.classifier.mlflow_pyfunc)
 MLFLOW_ARTIFACT = "ensemble"
 MLFLOW_SHA256 = "sha256"
 MLFLOW_FORMULA_COLUMN = "formula_column"
@@ -302,17 +302,17 @@ def save_ensemble(ens: Ensemble, path: str | Path) -> None:
 def log_mlflow_model(path: str | Path, name: str = "ensemble") -> Any:
     """Log the saved ensemble to the active MLflow run as a pyfunc model (formulas in, predictions out).
 
-    The model's code is :mod:`superionic.models.mlflow_pyfunc`; the fitted
+    The model's code is :mod:`superionic.classifier.mlflow_pyfunc`; the fitted
     ensemble travels as an artifact with its SHA-256, checked when loaded.
     """
     import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    from superionic import models
+    from superionic import classifier
     from superionic.tracking import package_versions
 
-    code = Path(models.__file__).with_name("mlflow_pyfunc.py")
+    code = Path(classifier.__file__).with_name("mlflow_pyfunc.py")
     # the project itself is the model code and must be installed where the model is loaded
     requirements = [f"{pkg}=={v}" for pkg, v in package_versions().items()
                     if v != "not-installed" and pkg != "superionic"]
@@ -377,14 +377,14 @@ def chosen_members(cfg: DictConfig) -> list[str]:
 
 
 def member_specs(cfg: DictConfig, members: Sequence[str]) -> dict[str, dict[str, Any]]:
-    from superionic.models.tune import model_spec
+    from superionic.classifier.tune import model_spec
 
     return {m: model_spec(cfg, m) for m in members}
 
 
 def run_stage(cfg: DictConfig) -> None:
-    from superionic.models.data import load
-    from superionic.models.evaluate import GROUPED_CSV, load_best
+    from superionic.classifier.data import load
+    from superionic.classifier.evaluate import GROUPED_CSV, load_best
     from superionic.io import write_json
     from superionic.tracking import log_metrics, stage_run
 

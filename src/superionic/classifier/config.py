@@ -51,7 +51,7 @@ class MemberSelection(StrEnum):
 class ModelSpec:
     """One classifier: estimator, fixed parameters and its Optuna search space."""
 
-    # Key of ESTIMATORS in superionic.models.zoo (e.g. "gb", "lgbm").
+    # Key of ESTIMATORS in superionic.classifier.zoo (e.g. "gb", "lgbm").
     estimator: str = MISSING
     # Human-readable name for tables and figures.
     label: str = MISSING
@@ -158,7 +158,7 @@ class PretrainConfig:
 
 @dataclass
 class GeneralizeConfig:
-    """Variants scored under grouped CV with calibration and abstention (superionic.models.generalize)."""
+    """Variants scored under grouped CV with calibration and abstention (superionic.classifier.generalize)."""
 
     feature_sets: dict[str, list[str]] = MISSING
     models: dict[str, GeneralizeModel] = MISSING

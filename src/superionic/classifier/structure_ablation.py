@@ -33,8 +33,8 @@ import pandas as pd
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from superionic.data import columns as D
-from superionic.models import generalize as G
-from superionic.models.protocol import Split, grouped_splits
+from superionic.classifier import generalize as G
+from superionic.classifier.protocol import Split, grouped_splits
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def run_stage(cfg: Any) -> None:
 
 def report_section(metrics: Mapping[str, Any]) -> str:
     """Markdown for the ablation and generalization reports."""
-    from superionic.models.report import fmt, md_table
+    from superionic.classifier.report import fmt, md_table
 
     cmp_ = metrics["comparison"]
     rows = []

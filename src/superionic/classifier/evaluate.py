@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from superionic.models.data import LABEL, ClassifierData
-from superionic.models.protocol import (
+from superionic.classifier.data import LABEL, ClassifierData
+from superionic.classifier.protocol import (
     evaluate_grouped,
     evaluate_splits,
     group_labels,
@@ -112,9 +112,9 @@ def load_best(path: str | Path, names: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def run_stage(cfg: DictConfig) -> None:
-    from superionic.models.data import load
+    from superionic.classifier.data import load
     from superionic.io import TABLE_DECIMALS, write_csv, write_json
-    from superionic.models.tune import model_spec
+    from superionic.classifier.tune import model_spec
     import mlflow
 
     from superionic.tracking import log_artifacts, log_metrics, stage_run

@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 from sklearn.pipeline import Pipeline
 
 from superionic.io import save_figure, write_csv, write_text
-from superionic.models.ensemble import Ensemble
-from superionic.models.zoo import MODEL_STEP
+from superionic.classifier.ensemble import Ensemble
+from superionic.classifier.zoo import MODEL_STEP
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ def shap_plot(
 
 
 def run_stage(cfg: DictConfig) -> None:
-    from superionic.models.data import load
-    from superionic.models.ensemble import load_ensemble
+    from superionic.classifier.data import load
+    from superionic.classifier.ensemble import load_ensemble
     from superionic.tracking import log_artifacts, stage_run
 
     c = cfg.classifier

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from superionic.models.ablation import collect, render
+from superionic.classifier.ablation import collect, render
 
 METRICS = "reports/classifier/metrics.json"
 MODELS = ["gb", "lgbm"]
@@ -63,7 +63,7 @@ def test_experiments_are_read_from_their_commits_whatever_the_baseline(tmp_path,
     import json
     import subprocess
 
-    from superionic.models.ablation import experiments_from_git
+    from superionic.classifier.ablation import experiments_from_git
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

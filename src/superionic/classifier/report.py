@@ -18,9 +18,9 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.io import save_figure, write_text
-from superionic.models.ensemble import ENSEMBLE_SUMMARY_JSON, MEMBERS_KEY
-from superionic.models.evaluate import GROUP_ACCURACY_CSV, GROUPED_CSV, PAPER_SPLITS_CSV
-from superionic.models.importance import COMMON_TXT, IMPORTANCE_KIND, SHAP_DIR, TOP_CSV
+from superionic.classifier.ensemble import ENSEMBLE_SUMMARY_JSON, MEMBERS_KEY
+from superionic.classifier.evaluate import GROUP_ACCURACY_CSV, GROUPED_CSV, PAPER_SPLITS_CSV
+from superionic.classifier.importance import COMMON_TXT, IMPORTANCE_KIND, SHAP_DIR, TOP_CSV
 
 FIG_ACCURACY = "accuracy_distribution.png"
 FIG_CONFUSION = "confusion_matrices.png"
@@ -260,7 +260,7 @@ def render(cfg: DictConfig) -> str:
 
 def generalization_section(cfg: DictConfig) -> str:
     """The generalize stage's variant table and the default's targets, for this report and the ablation report."""
-    from superionic.models.generalize import VARIANTS_CSV, variants_markdown
+    from superionic.classifier.generalize import VARIANTS_CSV, variants_markdown
 
     g = cfg.generalize
     table_path = Path(g.report_dir) / VARIANTS_CSV
@@ -283,7 +283,7 @@ def generalization_section(cfg: DictConfig) -> str:
 
 
 def structure_section(report_dir: Path) -> str:
-    from superionic.models.structure_ablation import METRICS_FILE, report_section
+    from superionic.classifier.structure_ablation import METRICS_FILE, report_section
 
     path = report_dir / METRICS_FILE
     if not path.exists():

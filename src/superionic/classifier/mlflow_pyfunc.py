@@ -22,19 +22,19 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from superionic.models.ensemble import MLFLOW_ARTIFACT, MLFLOW_FORMULA_COLUMN, MLFLOW_SHA256
+from superionic.classifier.ensemble import MLFLOW_ARTIFACT, MLFLOW_FORMULA_COLUMN, MLFLOW_SHA256
 
 
 class EnsemblePyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
-        from superionic.models.ensemble import load_ensemble
+        from superionic.classifier.ensemble import load_ensemble
 
         config = context.model_config or {}
         self.formula_column = str(config[MLFLOW_FORMULA_COLUMN])
         self.ensemble = load_ensemble(context.artifacts[MLFLOW_ARTIFACT], expected_sha256=config[MLFLOW_SHA256])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from superionic.models.predict import predict_frame
+        from superionic.classifier.predict import predict_frame
 
         return predict_frame(pd.DataFrame(model_input), self.ensemble, self.formula_column)
 

@@ -29,7 +29,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.io import write_text
-from superionic.models.report import fmt, md_table
+from superionic.classifier.report import fmt, md_table
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +191,8 @@ def experiments(source: str, metrics_path: str) -> Any:
 
 
 def run_stage(cfg: DictConfig) -> None:
-    from superionic.models.ensemble import chosen_members
-    from superionic.models.report import generalization_section
+    from superionic.classifier.ensemble import chosen_members
+    from superionic.classifier.report import generalization_section
 
     c = cfg.classifier
     models = list(c.model_names)

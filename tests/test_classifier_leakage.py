@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.impute import SimpleImputer
 
-import superionic.models.zoo as zoo
-from superionic.models.data import prepare, synthetic_frame
-from superionic.models.ensemble import fit_ensemble
-from superionic.models.protocol import (
+import superionic.classifier.zoo as zoo
+from superionic.classifier.data import prepare, synthetic_frame
+from superionic.classifier.ensemble import fit_ensemble
+from superionic.classifier.protocol import (
     evaluate_grouped,
     evaluate_splits,
     fit_split,
@@ -18,7 +18,7 @@ from superionic.models.protocol import (
     grouped_splits,
     paper_splits,
 )
-from superionic.models.tune import make_objective
+from superionic.classifier.tune import make_objective
 
 SPEC_TREE = {"estimator": "tree", "fixed": {"max_depth": 3}, "search_space": {}, "scale": True}
 SPEC_KNN = {"estimator": "knn", "fixed": {}, "search_space": {
