@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 import superionic.classifier.data as mdata
 from superionic.config import compose
-from superionic.classifier import ensemble, evaluate, importance, report, tune
+from superionic.classifier import collect, ensemble, evaluate, importance, report, tune
 
 
 @pytest.mark.slow
@@ -28,7 +28,10 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
         "models.gb.search_space.n_estimators.high=50", "models.lgbm.search_space.n_estimators.high=50",
     ])
     OmegaConf.update(cfg, "paths.dataset", str(tmp_path / "unused.parquet"))
-    for stage in (tune, evaluate, ensemble, importance, report):
+    for name in cfg.classifier.model_names:
+        tune.run_stage(cfg, name)
+        evaluate.run_stage(cfg, name)
+    for stage in (collect, ensemble, importance, report):
         stage.run_stage(cfg)
     metrics = json.loads((tmp_path / cfg.classifier.metrics).read_text())
     assert set(metrics["paper"]) == {"gnb", "gb", "lgbm"}
@@ -46,5 +49,7 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
     assert (runs["tags.mlflow.runName"].str.contains("-trial-")).sum() == 3 * 2
     # same config again: the studies are complete, nothing is re-tuned, same best parameters
     before = (tmp_path / cfg.classifier.best_params).read_text()
-    tune.run_stage(cfg)
+    for name in cfg.classifier.model_names:
+        tune.run_stage(cfg, name)
+    collect.run_stage(cfg)
     assert (tmp_path / cfg.classifier.best_params).read_text() == before

@@ -1,4 +1,4 @@
-"""Every stage's declared code deps cover the ``superionic`` modules it runs.
+"""Every stage's declared code deps are exactly the ``superionic`` modules it runs.
 
 DVC reruns a stage only when a listed dep changes, so a module a stage imports
 but does not list can change the stage's results while ``dvc status`` reports
@@ -187,6 +187,18 @@ def test_stage_lists_every_module_it_imports(stage):
     assert not missing, (
         f"dvc.yaml stage {stage!r} ({module}) imports code it does not list in deps; add: {', '.join(missing)}"
     )
+
+
+@pytest.mark.parametrize("stage", CLI_STAGES)
+def test_stage_lists_no_code_it_does_not_import(stage):
+    """The other direction: a listed module the stage never imports reruns it for nothing."""
+    spec = _stages()[stage]
+    module = _command_module(spec["cmd"])
+    assert module is not None
+    required = required_files(module)
+    code = [dep for dep in spec.get("deps", []) if isinstance(dep, str) and dep.startswith("src/")]
+    unused = sorted(dep for dep in code if not any(covered(path, [dep]) for path in required))
+    assert not unused, f"dvc.yaml stage {stage!r} ({module}) lists code it never imports; remove: {', '.join(unused)}"
 
 
 def test_listed_code_deps_exist():

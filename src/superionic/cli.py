@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "dataset": "superionic.data.dataset",
     "tune": "superionic.classifier.tune",
     "evaluate": "superionic.classifier.evaluate",
+    "classifier-collect": "superionic.classifier.collect",
     "mp-pretrain": "superionic.features.mp_encoder",
     "generalize": "superionic.classifier.generalize",
     "structure-ablation": "superionic.classifier.structure_ablation",
@@ -47,6 +48,9 @@ STAGES: dict[str, str] = {
     "md-report": "superionic.md.report",
     "headline": "superionic.reports.headline",
 }
+
+# stages that run once per classifier (DVC `matrix` stages tune@<model>, evaluate@<model>)
+PER_MODEL_STAGES = frozenset({"tune", "evaluate"})
 
 # tool name -> module with ``main(argv)``
 TOOLS: dict[str, str] = {
@@ -168,12 +172,20 @@ def _dispatch(argv: list[str]) -> int:
         return 2
     parser = argparse.ArgumentParser(prog=f"superionic {command}")
     parser.add_argument("--params", default="params.yaml", help="resolved configuration")
+    if command in PER_MODEL_STAGES:
+        parser.add_argument("--model", required=True, help="one of classifier.model_names")
     args = parser.parse_args(rest)
 
     from superionic.config import load_params
 
     cfg = load_params(args.params)
-    importlib.import_module(STAGES[command]).run_stage(cfg)
+    stage = importlib.import_module(STAGES[command])
+    if command in PER_MODEL_STAGES:
+        if args.model not in cfg.classifier.model_names:
+            raise ValueError(f"--model {args.model!r} is not in classifier.model_names {list(cfg.classifier.model_names)}")
+        stage.run_stage(cfg, args.model)
+    else:
+        stage.run_stage(cfg)
     return 0
 
 

@@ -219,6 +219,16 @@ def stage_run(
         yield run
 
 
+def log_model_spec(model: str, spec: Mapping[str, Any]) -> None:
+    """Tag a per-model stage's run with its model and log that model's config (``models.<model>.*``)."""
+    import mlflow
+
+    mlflow.set_tag("model", model)
+    params = {k: json.dumps(v) if isinstance(v, list | dict) else v
+              for k, v in flatten(spec, prefix=f"models.{model}.").items()}
+    mlflow.log_params({k: v for k, v in params.items() if len(str(v)) <= _MAX_PARAM_LEN})
+
+
 def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
     """Log the numeric entries of a (possibly nested) metrics mapping."""
     import mlflow

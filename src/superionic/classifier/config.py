@@ -110,6 +110,8 @@ class ClassifierConfig:
     shap_max_rows: int = MISSING
     shap_splits: int = MISSING
     # --- outputs ---
+    tune_dir: str = MISSING
+    evaluate_dir: str = MISSING
     best_params: str = MISSING
     ensemble_model: str = MISSING
     report_dir: str = MISSING

@@ -384,7 +384,7 @@ def member_specs(cfg: DictConfig, members: Sequence[str]) -> dict[str, dict[str,
 
 def run_stage(cfg: DictConfig) -> None:
     from superionic.classifier.data import load
-    from superionic.classifier.evaluate import GROUPED_CSV, load_best
+    from superionic.classifier.collect import GROUPED_CSV, load_best
     from superionic.io import write_json
     from superionic.tracking import log_metrics, stage_run
 

@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,12 +33,6 @@ from superionic.classifier.protocol import (
 
 log = logging.getLogger(__name__)
 
-PAPER_SPLITS_CSV = "paper_splits.csv"
-GROUPED_CSV = "grouped_cv.csv"
-GROUP_ACCURACY_CSV = "group_accuracy.csv"
-# Wide copies for `dvc plots` (one column per model / per protocol).
-PLOT_SPLITS_CSV = "plot_accuracy_by_split.csv"
-PLOT_PROTOCOLS_CSV = "plot_accuracy_by_protocol.csv"
 
 
 def evaluate_paper(
@@ -103,69 +96,53 @@ def dataset_summary(data: ClassifierData) -> dict[str, Any]:
     }
 
 
-def load_best(path: str | Path, names: list[str]) -> dict[str, dict[str, Any]]:
-    payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    missing = [n for n in names if n not in payload["models"]]
-    if missing:
-        raise ValueError(f"classifier.best_params: {path} lacks {missing}; rerun `superionic tune`")
-    return {n: payload["models"][n]["params"] for n in names}
+def evaluate_model(
+    name: str, spec: Mapping[str, Any], params: Mapping[str, Any], data: ClassifierData,
+    n_splits: int, test_size: float, group_columns: list[str], group_folds: int, seed: int, n_jobs: int = 1,
+) -> dict[str, Any]:
+    """One model under the paper's protocol and every grouped CV; splits and folds depend on the
+    data and seed only, so models evaluated separately are scored on identical partitions."""
+    per_split, paper = evaluate_paper({name: spec}, {name: params}, data, n_splits, test_size, seed, n_jobs)
+    grouped, tables = {}, []
+    for column in group_columns:
+        grouped[column], table = evaluate_groups({name: spec}, {name: params}, data, column, group_folds, seed,
+                                                 n_jobs)
+        tables.append(table)
+    tables = [t for t in tables if len(t)]
+    return {
+        "model": name,
+        "dataset": dataset_summary(data),
+        "paper_splits": per_split.to_dict(orient="records"),
+        "paper": paper[name],
+        "grouped": grouped,
+        "group_accuracy": pd.concat(tables, ignore_index=True).to_dict(orient="records") if tables else [],
+    }
 
 
-def run_stage(cfg: DictConfig) -> None:
+def run_stage(cfg: DictConfig, model: str) -> None:
+    """Evaluate one tuned model (the DVC stage ``evaluate@<model>``)."""
     from superionic.classifier.data import load
-    from superionic.io import TABLE_DECIMALS, write_csv, write_json
+    from superionic.classifier.collect import evaluated_path, tuned_path
     from superionic.classifier.tune import model_spec
+    from superionic.io import write_json
     import mlflow
 
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
+    from superionic.tracking import log_metrics, log_model_spec, stage_run
 
     c = cfg.classifier
+    spec = model_spec(cfg, model)
+    params = json.loads(tuned_path(c.tune_dir, model).read_text(encoding="utf-8"))["params"]
     data = load(cfg.paths.dataset)
-    names = list(c.model_names)
-    specs = {n: model_spec(cfg, n) for n in names}
-    best = load_best(c.best_params, names)
-    out_dir = Path(c.report_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with stage_run("evaluate", cfg, sections=["classifier", "dataset", "features"]):
+    with stage_run("evaluate", cfg, sections=["classifier", "dataset", "features"], run_name=f"evaluate-{model}"):
+        log_model_spec(model, spec)
         start = time.perf_counter()
-        per_split, paper = evaluate_paper(specs, best, data, c.n_splits, c.test_size, cfg.seed, c.n_jobs)
-        grouped, tables = {}, []
-        for column in c.group_columns:
-            grouped[column], table = evaluate_groups(specs, best, data, column, c.group_folds, cfg.seed, c.n_jobs)
-            tables.append(table)
-        metrics = {"dataset": dataset_summary(data), "paper": paper, "grouped": grouped}
-        write_csv(per_split.round(6), out_dir / PAPER_SPLITS_CSV, float_format="%.6f")
-        group_table = pd.concat(tables, ignore_index=True) if any(len(t) for t in tables) else pd.DataFrame(
-            columns=["grouping", "model", "group", "n", "positives", "accuracy"])
-        write_csv(group_table.sort_values(["grouping", "model", "group"]), out_dir / GROUP_ACCURACY_CSV,
-                  float_format="%.6f")
-        long = _grouped_long(grouped, paper)
-        write_csv(long, out_dir / GROUPED_CSV, float_format="%.6f")
-        write_csv(per_split.pivot(index="split", columns="model", values="accuracy")[names].reset_index(),
-                  out_dir / PLOT_SPLITS_CSV, float_format="%.6f")
-        write_csv(long.pivot(index="model", columns="protocol", values="accuracy").loc[names].reset_index(),
-                  out_dir / PLOT_PROTOCOLS_CSV, float_format="%.6f")
-        write_json(metrics, c.metrics, decimals=TABLE_DECIMALS)
-        # the tuned hyper-parameters this evaluation used, and every protocol's scores, beside the paper's
-        mlflow.log_params({f"best.{m}.{k}": v for m, params in best.items() for k, v in params.items()})
-        log_metrics({"paper": {m: {k: v for k, v in s.items() if k.endswith("_mean")} for m, s in paper.items()}})
-        log_metrics({"grouped": {col: {m: {k: info["models"][m][k] for k in ("accuracy", "f1", "roc_auc")}
-                                       for m in names}
-                                 for col, info in grouped.items() if info.get("status") == "ok"}})  # fmt: skip
+        doc = evaluate_model(model, spec, params, data, c.n_splits, c.test_size, list(c.group_columns),
+                             c.group_folds, cfg.seed, c.n_jobs)
+        path = write_json(doc, evaluated_path(c.evaluate_dir, model))
+        # the tuned hyper-parameters this evaluation used, and every protocol's scores
+        mlflow.log_params({f"best.{model}.{k}": v for k, v in params.items()})
+        log_metrics({"paper": {model: {k: v for k, v in doc["paper"].items() if k.endswith("_mean")}}})
+        log_metrics({"grouped": {col: {model: {k: info["models"][model][k] for k in ("accuracy", "f1", "roc_auc")}}
+                                 for col, info in doc["grouped"].items() if info.get("status") == "ok"}})
         log_metrics({"elapsed_s": time.perf_counter() - start})
-        log_artifacts([c.metrics, out_dir / PAPER_SPLITS_CSV, out_dir / GROUPED_CSV, out_dir / GROUP_ACCURACY_CSV])
-
-
-def _grouped_long(grouped: Mapping[str, Any], paper: Mapping[str, Any]) -> pd.DataFrame:
-    """Accuracy per model under each protocol, side by side (the plot and table source)."""
-    rows = []
-    for name, summ in paper.items():
-        rows.append({"model": name, "protocol": "paper_100_splits", "accuracy": summ["accuracy_mean"],
-                     "f1": summ["f1_mean"], "roc_auc": summ["roc_auc_mean"]})
-        for column, info in grouped.items():
-            if info.get("status") != "ok":
-                continue
-            m = info["models"][name]
-            rows.append({"model": name, "protocol": f"grouped_{column}", "accuracy": m["accuracy"],
-                         "f1": m["f1"], "roc_auc": m["roc_auc"]})
-    return pd.DataFrame(rows)
+    log.info("wrote %s", path)

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from superionic.io import save_figure, write_text
 from superionic.classifier.ensemble import ENSEMBLE_SUMMARY_JSON, MEMBERS_KEY
-from superionic.classifier.evaluate import GROUP_ACCURACY_CSV, GROUPED_CSV, PAPER_SPLITS_CSV
+from superionic.classifier.collect import GROUP_ACCURACY_CSV, GROUPED_CSV, PAPER_SPLITS_CSV
 from superionic.classifier.importance import COMMON_TXT, IMPORTANCE_KIND, SHAP_DIR, TOP_CSV
 
 FIG_ACCURACY = "accuracy_distribution.png"

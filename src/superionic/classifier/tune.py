@@ -268,34 +268,31 @@ def model_spec(cfg: DictConfig, name: str) -> dict[str, Any]:
     return spec
 
 
-def run_stage(cfg: DictConfig) -> None:
+def run_stage(cfg: DictConfig, model: str) -> None:
+    """Tune one model (the DVC stage ``tune@<model>``), so editing one model's search space re-tunes only it."""
     import mlflow
 
     from superionic.classifier.data import fingerprint, load
-    from superionic.tracking import anchored_uri, log_metrics, stage_run, workspace_root
+    from superionic.classifier.collect import tuned_path
+    from superionic.tracking import anchored_uri, log_metrics, log_model_spec, stage_run, workspace_root
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     c = cfg.classifier
+    spec = model_spec(cfg, model)
     data = load(cfg.paths.dataset)
     data_hash = fingerprint(data)
-    results: dict[str, Any] = {}
-    with stage_run("tune", cfg, sections=["classifier", "dataset", "features"]):
-        for name in c.model_names:
-            spec = model_spec(cfg, name)
-            with mlflow.start_run(run_name=f"tune-{name}", nested=True):
-                mlflow.set_tag("model", name)
-                callbacks = [_trial_logger(name)] if c.log_trials else []
-                res = tune_model(
-                    name, spec, data.X, data.y, n_trials=c.n_trials, repeats=c.tune_repeats,
-                    test_size=c.test_size, seed=cfg.seed, seed_offset=c.tune_seed_offset,
-                    sampler=c.sampler, storage=anchored_uri(c.study_storage, workspace_root()), data_hash=data_hash,
-                    n_jobs=c.n_jobs, callbacks=callbacks, worker_index=c.worker_index,
-                    heartbeat_s=c.heartbeat_s, grace_s=c.grace_s,
-                )
-                mlflow.set_tag("optuna_study", res["study"])
-                mlflow.log_params({f"best.{k}": str(v) for k, v in res["params"].items()})
-                log_metrics({"best_accuracy": res["accuracy"], "n_complete": res["n_complete"]})
-            results[name] = res
-        log_metrics({f"{k}.best_accuracy": v["accuracy"] for k, v in results.items()})
-        write_json({"data_hash": data_hash, "models": results}, c.best_params)
-    log.info("wrote %s", c.best_params)
+    with stage_run("tune", cfg, sections=["classifier", "dataset", "features"], run_name=f"tune-{model}"):
+        log_model_spec(model, spec)
+        callbacks = [_trial_logger(model)] if c.log_trials else []
+        res = tune_model(
+            model, spec, data.X, data.y, n_trials=c.n_trials, repeats=c.tune_repeats,
+            test_size=c.test_size, seed=cfg.seed, seed_offset=c.tune_seed_offset,
+            sampler=c.sampler, storage=anchored_uri(c.study_storage, workspace_root()), data_hash=data_hash,
+            n_jobs=c.n_jobs, callbacks=callbacks, worker_index=c.worker_index,
+            heartbeat_s=c.heartbeat_s, grace_s=c.grace_s,
+        )
+        mlflow.set_tag("optuna_study", res["study"])
+        mlflow.log_params({f"best.{k}": str(v) for k, v in res["params"].items()})
+        log_metrics({f"{model}.best_accuracy": res["accuracy"], f"{model}.n_complete": res["n_complete"]})
+        path = write_json({"data_hash": data_hash, "model": model, **res}, tuned_path(c.tune_dir, model))
+    log.info("wrote %s", path)

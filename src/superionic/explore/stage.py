@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from superionic import files
 from superionic.data import columns as D
 from superionic.explore import score as S
 from superionic.explore.space import (
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 RANKED_CSV = "ranked.csv"
 KNOWN_CSV = "known_compositions.csv"
-METRICS_JSON = "metrics.json"
+METRICS_JSON = files.EXPLORE_METRICS
 FIGURE = "dopant_map.png"
 # atomic-fraction tolerance for "this measured material is that grid point"
 # (0.003 is about 0.05 atoms in an 18-atom formula unit)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from superionic import files
 from superionic.io import write_csv, write_json, write_text
 from superionic.md import aimd, mlip, plots
 from superionic.md import tables as T
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 COMPARISON_CSV = "comparison.csv"
 PAIRS_CSV = "comparison_same_temperature.csv"
-METRICS_JSON = "comparison_metrics.json"
+METRICS_JSON = files.MD_COMPARISON_METRICS
 FIG_OVERLAY = "arrhenius_aimd_vs_mlip.png"
 FIG_PARITY_EA = "parity_ea.png"
 FIG_PARITY_SIGMA = "parity_log10_sigma_300K.png"

@@ -41,19 +41,19 @@ HEADLINE: dict[str, tuple[str, str]] = {
 
 def headline_sources(cfg: Any) -> dict[str, Path]:
     """The metrics files the headline reads (also the stage's deps in dvc.yaml)."""
-    from superionic.explore.stage import METRICS_JSON as EXPLORE_METRICS
+    from superionic import files
 
     screen = Path(cfg.screen.report_dir)
     return {
         "classifier": Path(cfg.classifier.metrics),
         "generalize": Path(cfg.generalize.metrics),
-        "screen_predict": screen / "predict_metrics.json",
-        "rediscovery": screen / "rediscovery_metrics.json",
+        "screen_predict": screen / files.SCREEN_PREDICT_METRICS,
+        "rediscovery": screen / files.SCREEN_REDISCOVERY_METRICS,
         "nasicon_mlr": Path(cfg.nasicon.paths.mlr_metrics),
         "nasicon_svc": Path(cfg.nasicon.paths.svc_metrics),
         "nasicon_sisso": Path(cfg.nasicon.paths.sisso_metrics),
-        "explore": Path(cfg.explore.report_dir) / EXPLORE_METRICS,
-        "md_comparison": Path(cfg.md.report_dir) / "comparison_metrics.json",
+        "explore": Path(cfg.explore.report_dir) / files.EXPLORE_METRICS,
+        "md_comparison": Path(cfg.md.report_dir) / files.MD_COMPARISON_METRICS,
     }
 
 

@@ -36,6 +36,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from sklearn.neighbors import NearestNeighbors
 
+from superionic import files
 from superionic.data import columns as D
 from superionic.io import (
     PNG_METADATA,
@@ -80,7 +81,7 @@ SWEEP_FILE = "ranking_sweep.csv"
 VOTES_FILE = "votes_histogram.csv"
 VOTES_FIGURE = "votes.png"
 MAP_FIGURE = "p_vs_vox.png"
-METRICS_FILE = "predict_metrics.json"
+METRICS_FILE = files.SCREEN_PREDICT_METRICS
 
 RANKED_COLUMNS = [
     RANK, C.TASK_ID, C.FORMULA, C.ANION_CLASS, C.BAND_GAP, C.E_HULL, C.V_OX, C.V_OX_SOURCE,

@@ -32,6 +32,7 @@ from omegaconf import DictConfig
 from scipy.stats import mannwhitneyu
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from superionic import files
 from superionic.data import columns as D
 from superionic.screening import columns as C
 from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json
@@ -44,7 +45,7 @@ RANK_REFIT = "rank_refit"
 LABEL = "measured_label"
 NOT_IN_POOL = "not in the pool"
 
-METRICS_FILE = "rediscovery_metrics.json"
+METRICS_FILE = files.SCREEN_REDISCOVERY_METRICS
 RANKING_FILE = "rediscovery_labelled.csv"
 KNOWN_FILE = "known_conductors.csv"
 FATES_FILE = "rediscovery_fates.csv"
@@ -195,7 +196,7 @@ def run_stage(cfg: DictConfig) -> None:
     from superionic.data.dataset import load_dataset
     from superionic.classifier.data import prepare
     from superionic.classifier.ensemble import chosen_members, fit_ensemble, member_specs
-    from superionic.classifier.evaluate import load_best
+    from superionic.classifier.collect import load_best
     from superionic.screening.config import Release
     from superionic.screening.features import features_for
     from superionic.tracking import log_artifacts, log_metrics, stage_run
