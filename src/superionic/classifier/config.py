@@ -49,10 +49,18 @@ class MemberSelection(StrEnum):
 
 @dataclass
 class ModelSpec:
-    """One classifier: estimator, fixed parameters and its Optuna search space."""
+    """One classifier: estimator class, fixed parameters and its Optuna search space.
 
-    # Key of ESTIMATORS in superionic.classifier.zoo (e.g. "gb", "lgbm").
-    estimator: str = MISSING
+    Its key under ``models`` (gb, lgbm, ...) is the model's identifier everywhere.
+    """
+
+    # Fully qualified estimator class (e.g. sklearn.ensemble.GradientBoostingClassifier),
+    # imported and constructed by superionic.classifier.zoo.build_pipeline when a
+    # pipeline is built, with fixed + the trial's params (never at compose time).
+    _target_: str = MISSING
+    # The constructor argument that takes the seed (random_state); null for a
+    # deterministic estimator.
+    seed_arg: str | None = MISSING
     # Human-readable name for tables and figures.
     label: str = MISSING
     # Constructor arguments that are never tuned (n_jobs, verbosity, ...).
