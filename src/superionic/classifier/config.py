@@ -35,6 +35,15 @@ class Calibration(StrEnum):
     isotonic = "isotonic"
 
 
+class GeneralizeProtocol(StrEnum):
+    """Cross-validation protocols of the generalize stage (superionic.classifier.generalize.PROTOCOLS)."""
+
+    random = "random"
+    chemsys = "chemsys"
+    family = "family"
+    source = "source"
+
+
 class MemberSelection(StrEnum):
     """Protocols of evaluate's grouped table (grouped_cv.csv) that can pick the ensemble.
 
@@ -175,7 +184,8 @@ class GeneralizeConfig:
     calibration: Calibration = MISSING
     calibration_bins: int = MISSING
     coverage: float = MISSING
-    selection: list[str] = MISSING
+    # grouped protocols whose mean balanced accuracy picks the default variant
+    selection: list[GeneralizeProtocol] = MISSING
     source_groups: dict[str, list[str]] = MISSING
     n_jobs: int = MISSING
     structure: StructureAblationConfig = field(default_factory=StructureAblationConfig)
