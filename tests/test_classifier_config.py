@@ -50,7 +50,7 @@ def test_search_space_samples_fit(cfg, name):
 
 def test_config_round_trips(cfg):
     spec = OmegaConf.to_container(cfg.models.lgbm)
-    assert spec["fixed"]["n_jobs"] == 1 and spec["estimator"] == "lgbm"
+    assert spec["fixed"]["n_jobs"] == 1 and spec["_target_"] == "lightgbm.LGBMClassifier"
 
 
 def test_members_are_the_best_under_the_chosen_protocol_with_stable_ties():

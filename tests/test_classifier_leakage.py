@@ -20,8 +20,8 @@ from superionic.classifier.protocol import (
 )
 from superionic.classifier.tune import make_objective
 
-SPEC_TREE = {"estimator": "tree", "fixed": {"max_depth": 3}, "search_space": {}, "scale": True}
-SPEC_KNN = {"estimator": "knn", "fixed": {}, "search_space": {
+SPEC_TREE = {"_target_": "sklearn.tree.DecisionTreeClassifier", "seed_arg": "random_state", "fixed": {"max_depth": 3}, "search_space": {}, "scale": True}
+SPEC_KNN = {"_target_": "sklearn.neighbors.KNeighborsClassifier", "seed_arg": None, "fixed": {}, "search_space": {
     "n_neighbors": {"type": "int", "low": 3, "high": 9}}, "scale": True}
 
 

@@ -24,8 +24,8 @@ from superionic.classifier.ensemble import (
 ELEMENTS = ["Li", "O", "S", "P", "Zr", "La", "Cl", "Ti"]
 FEATURES = [f"frac_{e}" for e in ELEMENTS] + ["n_elements"]
 SPECS = {
-    "tree": {"estimator": "tree", "fixed": {"max_depth": 3}, "search_space": {}, "scale": False},
-    "lgbm": {"estimator": "lgbm", "scale": False, "search_space": {},
+    "tree": {"_target_": "sklearn.tree.DecisionTreeClassifier", "seed_arg": "random_state", "fixed": {"max_depth": 3}, "search_space": {}, "scale": False},
+    "lgbm": {"_target_": "lightgbm.LGBMClassifier", "seed_arg": "random_state", "scale": False, "search_space": {},
              "fixed": {"n_estimators": 15, "num_leaves": 4, "min_child_samples": 3, "n_jobs": 1, "verbose": -1,
                        "deterministic": True, "force_col_wise": True}},
 }
@@ -128,7 +128,7 @@ def _cd145_tree_ensemble():
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(60, len(labels))), columns=labels)
     frame["label"] = (frame[labels[0]] > 0).astype(int)
-    spec = {"tree": {"estimator": "tree", "fixed": {"max_depth": 2}, "search_space": {}, "scale": False}}
+    spec = {"tree": {"_target_": "sklearn.tree.DecisionTreeClassifier", "seed_arg": "random_state", "fixed": {"max_depth": 2}, "search_space": {}, "scale": False}}
     ens = fit_ensemble(spec, {"tree": {}}, prepare(frame, labels), n_splits=2, test_size=0.25, seed=0)
     return ens
 
@@ -247,7 +247,7 @@ def _deployed(features: list[str]):
     frame["chemsys"] = [f"sys{i % 9}" for i in range(90)]
     y = (frame["frac_Li"] > frame["frac_Li"].median()).astype(int).to_numpy()
     oof = pd.DataFrame({"y": y, "p": np.clip(frame["frac_Li"] * 2, 0, 1)})
-    spec = {"estimator": "logreg", "fixed": {}, "search_space": {}, "scale": True}
+    spec = {"_target_": "sklearn.linear_model.LogisticRegression", "seed_arg": "random_state", "fixed": {}, "search_space": {}, "scale": True}
     X = G.feature_table(frame, features, ["cd", "li"])
     return G.fit_deployed(X, y, frame["chemsys"].to_numpy(), features, "cd_li+logreg", ["cd", "li"], spec, {"C": 1.0}, oof,
                           "sigmoid", 3, 0.7, 0, 5, 0.95)
@@ -334,7 +334,7 @@ def test_single_evaluation_scores_equal_the_library_calls_bit_for_bit():
     X = pd.DataFrame(rng.normal(size=(300, 6)), columns=list("abcdef"))
     y = ((X["a"] + 0.5 * X["b"] + rng.normal(scale=0.7, size=300)) > 0).astype(int).to_numpy()
     specs = {
-        "gb": {"estimator": "gb", "fixed": {"n_estimators": 30, "max_depth": 2}, "search_space": {}, "scale": False},
+        "gb": {"_target_": "sklearn.ensemble.GradientBoostingClassifier", "seed_arg": "random_state", "fixed": {"n_estimators": 30, "max_depth": 2}, "search_space": {}, "scale": False},
         "lgbm": SPECS["lgbm"],
     }
     data = prepare(X.assign(label=y), list("abcdef"))

@@ -11,8 +11,8 @@ from superionic.classifier.evaluate import evaluate_groups, evaluate_paper
 from superionic.classifier.protocol import group_labels, grouped_splits, paper_splits, split_metrics, summarize
 
 SPECS = {
-    "gnb": {"estimator": "gnb", "fixed": {}, "search_space": {}, "scale": True},
-    "lgbm": {"estimator": "lgbm", "scale": False, "search_space": {},
+    "gnb": {"_target_": "sklearn.naive_bayes.GaussianNB", "seed_arg": None, "fixed": {}, "search_space": {}, "scale": True},
+    "lgbm": {"_target_": "lightgbm.LGBMClassifier", "seed_arg": "random_state", "scale": False, "search_space": {},
              "fixed": {"n_estimators": 20, "num_leaves": 4, "min_child_samples": 5, "n_jobs": 1, "verbose": -1,
                        "deterministic": True, "force_col_wise": True, "subsample": 0.8, "subsample_freq": 1}},
 }

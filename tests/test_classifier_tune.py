@@ -9,7 +9,7 @@ from superionic.classifier.data import fingerprint, prepare, synthetic_frame
 from superionic.classifier.tune import completed, study_name, tune_model
 
 SPEC = {
-    "estimator": "tree",
+    "_target_": "sklearn.tree.DecisionTreeClassifier", "seed_arg": "random_state",
     "fixed": {},
     "search_space": {
         "max_depth": {"type": "int", "low": 1, "high": 8},
@@ -101,7 +101,7 @@ def _storages(tmp_path):
 
 # Continuous parameters: two workers can only propose the same set by replaying one seed.
 FLOAT_SPEC = {
-    "estimator": "tree", "fixed": {"max_depth": 4}, "scale": False,
+    "_target_": "sklearn.tree.DecisionTreeClassifier", "seed_arg": "random_state", "fixed": {"max_depth": 4}, "scale": False,
     "search_space": {"ccp_alpha": {"type": "float", "low": 0.0, "high": 0.05},
                      "min_impurity_decrease": {"type": "float", "low": 0.0, "high": 0.1}},
 }

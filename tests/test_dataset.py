@@ -53,3 +53,64 @@ def test_dataset_round_trip_keeps_feature_columns(tmp_path):
     save_dataset(frame, names, tmp_path / "d.parquet")
     loaded, loaded_names = load_dataset(tmp_path / "d.parquet")
     assert loaded_names == names and len(loaded) == 2
+
+
+# --- each conf/dataset/<variant>.yaml lists its own sources -----------------
+
+# The variant -> sources map that conf/config.yaml's ingest.variants held before
+# each dataset option listed its own sources (the data report's order).
+OLD_INGEST_VARIANTS = {
+    "xu": ["xu2020_nasicon_train", "xu2020_na_li_test"],
+    "kang": ["kang2023"],
+    "literature": ["kang2023", "xu2020_nasicon_train", "xu2020_na_li_test", "liverpool2023", "obelix2025"],
+}
+
+
+@pytest.mark.parametrize("variant", list(OLD_INGEST_VARIANTS))
+def test_each_dataset_option_lists_the_sources_the_old_map_gave_it(variant):
+    from superionic.config import compose
+    from superionic.data.dataset import variant_sources
+
+    cfg = compose([f"dataset={variant}"])
+    assert cfg.dataset.variant == variant and list(cfg.dataset.sources) == OLD_INGEST_VARIANTS[variant]
+    assert variant_sources(cfg) == OLD_INGEST_VARIANTS  # same variants, same order, whichever is selected
+
+
+def test_selection_and_summary_on_tiny_data_match_the_old_map(tiny_data_dir):
+    from superionic.config import compose
+    from superionic.data.dataset import select_sources, variant_sources, variant_summary
+    from superionic.data.ingest import clean_records, read_all_sources
+
+    interim, _, _ = clean_records(read_all_sources(tiny_data_dir), 15.0, 35.0)
+    for variant, old_sources in OLD_INGEST_VARIANTS.items():
+        cfg = compose([f"dataset={variant}"])
+        new = select_sources(interim, list(cfg.dataset.sources), "dataset.sources")
+        old = interim[interim[C.SOURCE].isin(old_sources)]
+        assert len(new) and set(new[C.SOURCE]) == set(old_sources)
+        pd.testing.assert_frame_equal(new, old)
+    cfg = compose()
+    pd.testing.assert_frame_equal(variant_summary(interim, variant_sources(cfg), "median", 1e-4),
+                                  variant_summary(interim, OLD_INGEST_VARIANTS, "median", 1e-4))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("datasets.kang.sources=[kang2023,nope2024]", r"datasets\.kang\.sources: unknown source\(s\) \['nope2024'\]"),
+        ("dataset.sources=[kang2023,kang2023]", r"dataset\.sources = .*each once"),
+        ("datasets.xu.variant=kang", r"datasets\.xu\.variant = 'kang': must be 'xu'"),
+        ("dataset.variant=mine", r"dataset\.variant = 'mine' is not one of datasets"),
+    ],
+)
+def test_dataset_sources_are_checked_against_the_known_sources(override, message):
+    from superionic.config import compose
+
+    with pytest.raises(ValueError, match=message):
+        compose([override])
+
+
+def test_a_selected_source_without_ingested_rows_names_the_key():
+    from superionic.data.dataset import select_sources
+
+    with pytest.raises(KeyError, match=r"dataset\.sources names sources with no ingested rows: \['s2'\]"):
+        select_sources(_records([("A", "s1", 2, 1e-3, None)]), ["s1", "s2"], "dataset.sources")

@@ -146,7 +146,7 @@ def models():
     from superionic.classifier.data import prepare
     from superionic.classifier.ensemble import fit_ensemble
 
-    lgbm = {"estimator": "lgbm", "scale": False, "search_space": {},
+    lgbm = {"_target_": "lightgbm.LGBMClassifier", "seed_arg": "random_state", "scale": False, "search_space": {},
             "fixed": {"n_estimators": 20, "num_leaves": 4, "min_child_samples": 3, "n_jobs": 1, "verbose": -1,
                       "deterministic": True, "force_col_wise": True}}
     data = prepare(*_training_table())
@@ -155,7 +155,7 @@ def models():
     oof = pd.DataFrame({"y": data.y, "p": np.clip(train["label"] * 0.8 + 0.1, 0, 1)})
     deployed = G.fit_deployed(X, data.y, train["chemsys"].to_numpy(), cd_cols, "cd_li+lgbm", ["cd", "li"], lgbm, {},
                               oof, "sigmoid", 2, 0.7, 0, 3, 0.95)
-    gb = {"estimator": "gb", "fixed": {"n_estimators": 20, "max_depth": 2}, "search_space": {}, "scale": False}
+    gb = {"_target_": "sklearn.ensemble.GradientBoostingClassifier", "seed_arg": "random_state", "fixed": {"n_estimators": 20, "max_depth": 2}, "search_space": {}, "scale": False}
     ensemble = fit_ensemble({"gb": gb, "lgbm": lgbm}, {"gb": {}, "lgbm": {}}, data, n_splits=3, test_size=0.3, seed=0)
     return deployed, ensemble, train
 

@@ -142,3 +142,12 @@ def test_dataset_merges_family_spellings_before_duplicates_collapse():
     materials, _ = deduplicate(mapped, "median", 1e-4)
     assert materials.set_index(D.REDUCED_FORMULA)[D.FAMILY].to_dict() == {"Li3InCl6": "Halide", "Li2O": "antifluorite"}
     assert table.set_index("spelling")["status"]["antifluorite"] == UNMAPPED
+
+
+def test_selection_protocols_are_a_closed_choice_checked_at_load():
+    from superionic.classifier.config import GeneralizeProtocol
+    from superionic.config import compose
+
+    assert tuple(GeneralizeProtocol) == G.PROTOCOLS
+    with pytest.raises(Exception, match="generalize.selection"):
+        compose(["generalize.selection=[chemsys,nope]"])

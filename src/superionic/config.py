@@ -109,16 +109,21 @@ class IngestConfig:
     # temperature column are room-temperature databases by construction.
     room_temperature_min_c: float = MISSING
     room_temperature_max_c: float = MISSING
-    # Which source files make up each dataset variant (keys of SOURCES in
-    # superionic.data.sources). Every variant is summarised in the data report.
-    variants: dict[str, list[str]] = MISSING
 
 
 @dataclass
 class DatasetConfig:
-    """The ``dataset`` group: which variant feeds the classifier."""
+    """The ``dataset`` group: which variant feeds the classifier, and its sources.
 
+    Each option, conf/dataset/<variant>.yaml, is placed twice: under ``dataset``
+    (the selected one) and under ``datasets.<variant>`` (all of them; the data
+    report summarises every variant with the selected threshold and rule).
+    """
+
+    # The option's name, the same as its file name (checked by validate).
     variant: str = MISSING
+    # The source files it merges: keys of SOURCES in superionic.data.sources.
+    sources: list[str] = MISSING
     # Superionic label: sigma >= threshold (S/cm).
     label_threshold: float = MISSING
     # How duplicates (same reduced formula) collapse to one material:
@@ -144,6 +149,8 @@ class Config:
     headline: HeadlineConfig = field(default_factory=HeadlineConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    # Every dataset option by name (conf/config.yaml places each conf/dataset/ file here too).
+    datasets: dict[str, DatasetConfig] = MISSING
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     models: ModelsConfig = MISSING
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
@@ -204,7 +211,30 @@ def validate(raw: DictConfig | dict[str, Any]) -> DictConfig:
            for key, ok, allowed in RANGES if not ok(OmegaConf.select(merged, key))]
     if bad:
         raise ValueError("configuration values out of range: " + "; ".join(bad))
+    _check_dataset_sources(merged)
     return merged
+
+
+def _check_dataset_sources(cfg: DictConfig) -> None:
+    """Every dataset option names itself and lists known, distinct sources; the selected one is among them."""
+    from superionic.data.sources import SOURCES
+
+    lists = {"dataset.sources": list(cfg.dataset.sources)}
+    for name, option in cfg.datasets.items():
+        if option.variant != name:
+            raise ValueError(f"datasets.{name}.variant = {option.variant!r}: must be {name!r} (the option's name)")
+        lists[f"datasets.{name}.sources"] = list(option.sources)
+    for key, sources in lists.items():
+        unknown = [s for s in sources if s not in SOURCES]
+        if unknown:
+            raise ValueError(f"{key}: unknown source(s) {unknown}; known sources: {sorted(SOURCES)}")
+        if not sources or len(set(sources)) != len(sources):
+            raise ValueError(f"{key} = {sources}: must list at least one source, each once")
+    if cfg.dataset.variant not in cfg.datasets:
+        raise ValueError(
+            f"dataset.variant = {cfg.dataset.variant!r} is not one of datasets {list(cfg.datasets)}: "
+            f"add '- dataset@datasets.{cfg.dataset.variant}: {cfg.dataset.variant}' to the defaults of conf/config.yaml"
+        )
 
 
 def compose_raw(overrides: list[str] | None = None, conf_dir: Path | None = None) -> DictConfig:

@@ -35,6 +35,15 @@ class Calibration(StrEnum):
     isotonic = "isotonic"
 
 
+class GeneralizeProtocol(StrEnum):
+    """Cross-validation protocols of the generalize stage (superionic.classifier.generalize.PROTOCOLS)."""
+
+    random = "random"
+    chemsys = "chemsys"
+    family = "family"
+    source = "source"
+
+
 class MemberSelection(StrEnum):
     """Protocols of evaluate's grouped table (grouped_cv.csv) that can pick the ensemble.
 
@@ -49,10 +58,18 @@ class MemberSelection(StrEnum):
 
 @dataclass
 class ModelSpec:
-    """One classifier: estimator, fixed parameters and its Optuna search space."""
+    """One classifier: estimator class, fixed parameters and its Optuna search space.
 
-    # Key of ESTIMATORS in superionic.classifier.zoo (e.g. "gb", "lgbm").
-    estimator: str = MISSING
+    Its key under ``models`` (gb, lgbm, ...) is the model's identifier everywhere.
+    """
+
+    # Fully qualified estimator class (e.g. sklearn.ensemble.GradientBoostingClassifier),
+    # imported and constructed by superionic.classifier.zoo.build_pipeline when a
+    # pipeline is built, with fixed + the trial's params (never at compose time).
+    _target_: str = MISSING
+    # The constructor argument that takes the seed (random_state); null for a
+    # deterministic estimator.
+    seed_arg: str | None = MISSING
     # Human-readable name for tables and figures.
     label: str = MISSING
     # Constructor arguments that are never tuned (n_jobs, verbosity, ...).
@@ -169,7 +186,8 @@ class GeneralizeConfig:
     calibration: Calibration = MISSING
     calibration_bins: int = MISSING
     coverage: float = MISSING
-    selection: list[str] = MISSING
+    # grouped protocols whose mean balanced accuracy picks the default variant
+    selection: list[GeneralizeProtocol] = MISSING
     source_groups: dict[str, list[str]] = MISSING
     n_jobs: int = MISSING
     structure: StructureAblationConfig = field(default_factory=StructureAblationConfig)

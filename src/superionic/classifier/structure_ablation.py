@@ -114,7 +114,10 @@ def summarize(per_fold: pd.DataFrame) -> dict[str, Any]:
 
 def paper_264(interim: pd.DataFrame, variants: Mapping[str, Sequence[str]], variant: str,
               dedup_rule: str, label_threshold: float, test_size: float) -> dict[str, Any]:
-    """Materials of the Kang variant and the size of its training part under the paper's split."""
+    """Materials of the Kang variant and the size of its training part under the paper's split.
+
+    ``variants``: dataset option -> its sources, as under ``datasets``.
+    """
     from superionic.data.dataset import deduplicate, select_variant
 
     materials, _ = deduplicate(select_variant(interim, dict(variants), variant), dedup_rule, label_threshold)
@@ -124,7 +127,7 @@ def paper_264(interim: pd.DataFrame, variants: Mapping[str, Sequence[str]], vari
 
 
 def run_stage(cfg: Any) -> None:
-    from superionic.data.dataset import load_dataset
+    from superionic.data.dataset import load_dataset, variant_sources
     from superionic.features.li_sublattice import featurize_cif_dir
     from superionic.io import TABLE_DECIMALS, write_csv, write_json
     from superionic.tracking import log_artifacts, log_metrics, stage_run
@@ -163,7 +166,7 @@ def run_stage(cfg: Any) -> None:
             "superionic": int(y.sum()),
             "structure_features": list(X_struct.columns),
             "comparison": summarize(per_fold),
-            "paper_264": paper_264(interim, cfg.ingest.variants, s.paper_variant, cfg.dataset.dedup_rule,
+            "paper_264": paper_264(interim, variant_sources(cfg), s.paper_variant, cfg.dataset.dedup_rule,
                                    float(cfg.dataset.label_threshold), float(cfg.classifier.test_size)),
         }
         out = Path(g.report_dir)

@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from superionic.io import write_json
 from superionic.config import Sampler
 from superionic.classifier.protocol import evaluate_splits, paper_splits
-from superionic.classifier.zoo import suggest_params, validate_search_space
+from superionic.classifier.zoo import estimator_class, suggest_params, validate_search_space
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,7 @@ def tune_model(
     if n_trials < 1:
         raise ValueError(f"classifier.n_trials must be >= 1, got {n_trials}")
     validate_search_space(model, spec["search_space"])
+    estimator_class(spec, model)  # an unimportable _target_ fails here, naming models.<model>._target_
     settings = {"repeats": repeats, "test_size": test_size, "seed": seed, "seed_offset": seed_offset,
                 "sampler": sampler}
     name = study_name(model, spec, settings, data_hash)

@@ -1,4 +1,4 @@
-"""The nine classifiers: estimator registry, search-space sampling, pipelines.
+"""The classifiers of ``models``: estimator classes from config, search-space sampling, pipelines.
 
 Every model is a scikit-learn ``Pipeline`` of median imputation, optional
 standardisation and the estimator, so whatever is fitted (imputer medians,
@@ -7,6 +7,7 @@ scaler means) is fitted on the rows passed to ``fit`` and nothing else.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,63 +20,46 @@ IMPUTE_STEP = "impute"
 SCALE_STEP = "scale"
 MODEL_STEP = "model"
 
-# Which estimator argument carries the seed; None: the estimator is deterministic.
-_SEED_ARG: dict[str, str | None] = {
-    "gnb": None,
-    "logreg": "random_state",
-    "tree": "random_state",
-    "sgd": "random_state",
-    "knn": None,
-    "rf": "random_state",
-    "gb": "random_state",
-    "lgbm": "random_state",
-    "xgb": "random_state",
-}
+
+def _key(name: str | None) -> str:
+    return f"models.{name or '<name>'}"
 
 
-def estimator_class(name: str) -> type[ClassifierMixin]:
-    """Import lazily: LightGBM and XGBoost are heavy and not every caller needs them."""
-    if name == "gnb":
-        from sklearn.naive_bayes import GaussianNB
+def estimator_class(spec: Mapping[str, Any], name: str | None = None) -> type[ClassifierMixin]:
+    """The class a model's ``_target_`` names, imported only now.
 
-        return GaussianNB
-    if name == "logreg":
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression
-    if name == "tree":
-        from sklearn.tree import DecisionTreeClassifier
-
-        return DecisionTreeClassifier
-    if name == "sgd":
-        from sklearn.linear_model import SGDClassifier
-
-        return SGDClassifier
-    if name == "knn":
-        from sklearn.neighbors import KNeighborsClassifier
-
-        return KNeighborsClassifier
-    if name == "rf":
-        from sklearn.ensemble import RandomForestClassifier
-
-        return RandomForestClassifier
-    if name == "gb":
-        from sklearn.ensemble import GradientBoostingClassifier
-
-        return GradientBoostingClassifier
-    if name == "lgbm":
-        from lightgbm import LGBMClassifier
-
-        return LGBMClassifier
-    if name == "xgb":
-        from xgboost import XGBClassifier
-
-        return XGBClassifier
-    raise ValueError(f"models.*.estimator: unknown estimator {name!r}; choose from {sorted(_SEED_ARG)}")
+    LightGBM and XGBoost are heavy and not every caller needs them, so nothing is
+    imported before a pipeline of that model is built. ``name`` (the key under
+    ``models``) only makes the error messages name the config key.
+    """
+    key = f"{_key(name)}._target_"
+    target = spec.get("_target_") if isinstance(spec, Mapping) else None
+    if not isinstance(target, str) or not target:
+        raise ValueError(f"{key}: missing; give the estimator's fully qualified class, e.g. "
+                         "sklearn.ensemble.GradientBoostingClassifier")
+    module_name, _, attr = target.rpartition(".")
+    if not module_name or not attr:
+        raise ValueError(f"{key}={target!r}: not a fully qualified class name (package.module.Class)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"{key}={target!r}: cannot import module {module_name!r} ({exc})") from exc
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise ValueError(f"{key}={target!r}: module {module_name!r} has no attribute {attr!r}")
+    if not (isinstance(cls, type) and issubclass(cls, ClassifierMixin)):
+        raise ValueError(f"{key}={target!r}: not a scikit-learn classifier class")
+    return cls
 
 
-def known_estimators() -> list[str]:
-    return sorted(_SEED_ARG)
+def seed_kwargs(spec: Mapping[str, Any], seed: int, name: str | None = None) -> dict[str, int]:
+    """``{seed_arg: seed}``, or nothing when ``seed_arg`` is null (a deterministic estimator)."""
+    seed_arg = spec.get("seed_arg")
+    if seed_arg is None:
+        return {}
+    if not isinstance(seed_arg, str) or not seed_arg.isidentifier():
+        raise ValueError(f"{_key(name)}.seed_arg={seed_arg!r}: must be an argument name or null")
+    return {seed_arg: int(seed)}
 
 
 def validate_search_space(model: str, search_space: Mapping[str, Any]) -> None:
@@ -119,15 +103,15 @@ def suggest_params(trial: Any, search_space: Mapping[str, Any]) -> dict[str, Any
 
 
 def build_pipeline(
-    spec: Mapping[str, Any], params: Mapping[str, Any] | None = None, seed: int = 0
+    spec: Mapping[str, Any], params: Mapping[str, Any] | None = None, seed: int = 0, name: str | None = None
 ) -> Pipeline:
-    """Imputer (+ scaler) + estimator with ``fixed`` and tuned ``params`` applied."""
-    name = spec["estimator"]
-    cls = estimator_class(name)
-    kwargs: dict[str, Any] = {**dict(spec.get("fixed", {}) or {}), **dict(params or {})}
-    seed_arg = _SEED_ARG[name]
-    if seed_arg is not None:
-        kwargs[seed_arg] = int(seed)
+    """Imputer (+ scaler) + estimator with ``fixed`` and tuned ``params`` applied.
+
+    The estimator is ``spec["_target_"]`` constructed here, per call (never at
+    config-compose time): ``params`` differ from trial to trial.
+    """
+    cls = estimator_class(spec, name)
+    kwargs: dict[str, Any] = {**dict(spec.get("fixed", {}) or {}), **dict(params or {}), **seed_kwargs(spec, seed, name)}
     steps: list[tuple[str, Any]] = [(IMPUTE_STEP, SimpleImputer(strategy="median", keep_empty_features=True))]
     if spec.get("scale", True):
         steps.append((SCALE_STEP, StandardScaler()))

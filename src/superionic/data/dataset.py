@@ -38,14 +38,24 @@ DEDUP_RULES = tuple(r.value for r in DedupRule)
 _FEATURES_META_KEY = b"superionic.feature_columns"
 
 
-def select_variant(interim: pd.DataFrame, variants: dict, variant: str) -> pd.DataFrame:
-    if variant not in variants:
-        raise KeyError(f"dataset.variant={variant!r} is not one of ingest.variants {sorted(variants)}")
-    sources = list(variants[variant])
+def select_sources(interim: pd.DataFrame, sources: list[str], key: str) -> pd.DataFrame:
+    """The ingested records of ``sources`` (``key``: the config key that lists them, for errors)."""
     unknown = sorted(set(sources) - set(interim[C.SOURCE]))
     if unknown:
-        raise KeyError(f"ingest.variants.{variant} names sources with no ingested rows: {unknown}")
-    return interim[interim[C.SOURCE].isin(sources)].copy()
+        raise KeyError(f"{key} names sources with no ingested rows: {unknown}")
+    return interim[interim[C.SOURCE].isin(list(sources))].copy()
+
+
+def select_variant(interim: pd.DataFrame, variants: dict, variant: str) -> pd.DataFrame:
+    """The records of one dataset option; ``variants``: name -> sources, as under ``datasets``."""
+    if variant not in variants:
+        raise KeyError(f"dataset.variant={variant!r} is not one of datasets {sorted(variants)}")
+    return select_sources(interim, list(variants[variant]), f"datasets.{variant}.sources")
+
+
+def variant_sources(cfg: DictConfig) -> dict[str, list[str]]:
+    """Every dataset option's sources (``datasets.<name>.sources``, from conf/dataset/<name>.yaml)."""
+    return {name: list(option.sources) for name, option in cfg.datasets.items()}
 
 
 def _mode(values: pd.Series) -> object:
@@ -172,10 +182,10 @@ def run_stage(cfg: DictConfig) -> None:
     from superionic.data.report import write_data_report
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
-    with stage_run("dataset", cfg, sections=["dataset", "features", "ingest", "paths"]):
+    with stage_run("dataset", cfg, sections=["dataset", "datasets", "features", "paths"]):
         interim = pd.read_parquet(cfg.paths.interim)
-        variants = {k: list(v) for k, v in cfg.ingest.variants.items()}
-        records = select_variant(interim, variants, cfg.dataset.variant)
+        variants = variant_sources(cfg)
+        records = select_sources(interim, list(cfg.dataset.sources), "dataset.sources")
         records, family_table = apply_family_map(records, {k: list(v) for k, v in cfg.families.items()})
         materials, conflicts = deduplicate(records, cfg.dataset.dedup_rule, cfg.dataset.label_threshold)
         composition_features = pd.read_parquet(cfg.paths.composition_features)
