@@ -18,7 +18,7 @@ from pathlib import Path
 from superionic.config import compose
 from superionic.classifier.data import load, prepare, synthetic_frame
 from superionic.classifier.evaluate import evaluate_paper
-from superionic.classifier.tune import model_spec
+from superionic.classifier.zoo import model_spec
 
 
 def midpoint(space: dict) -> dict:

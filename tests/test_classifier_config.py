@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from superionic.config import compose
 from superionic.classifier.data import prepare, synthetic_frame
-from superionic.classifier.tune import model_spec
+from superionic.classifier.zoo import model_spec
 from superionic.classifier.zoo import MODEL_STEP, build_pipeline, suggest_params, validate_search_space
 
 NINE = ["gnb", "logreg", "tree", "sgd", "knn", "rf", "gb", "lgbm", "xgb"]

@@ -377,7 +377,7 @@ def chosen_members(cfg: DictConfig) -> list[str]:
 
 
 def member_specs(cfg: DictConfig, members: Sequence[str]) -> dict[str, dict[str, Any]]:
-    from superionic.classifier.tune import model_spec
+    from superionic.classifier.zoo import model_spec
 
     return {m: model_spec(cfg, m) for m in members}
 

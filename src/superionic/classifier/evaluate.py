@@ -123,7 +123,7 @@ def run_stage(cfg: DictConfig, model: str) -> None:
     """Evaluate one tuned model (the DVC stage ``evaluate@<model>``)."""
     from superionic.classifier.data import load
     from superionic.classifier.collect import evaluated_path, tuned_path
-    from superionic.classifier.tune import model_spec
+    from superionic.classifier.zoo import model_spec
     from superionic.io import write_json
     import mlflow
 

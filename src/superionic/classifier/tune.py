@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from superionic.io import write_json
 from superionic.config import Sampler
@@ -259,14 +259,6 @@ def _trial_logger(model: str) -> Callable[[optuna.Study, optuna.trial.FrozenTria
                 mlflow.log_metric("accuracy_std", trial.user_attrs["accuracy_std"])
 
     return callback
-
-
-def model_spec(cfg: DictConfig, name: str) -> dict[str, Any]:
-    if name not in cfg.models:
-        raise ValueError(f"classifier.model_names: {name!r} has no entry under models (conf/model/)")
-    spec = OmegaConf.to_container(cfg.models[name], resolve=True)
-    assert isinstance(spec, dict)
-    return spec
 
 
 def run_stage(cfg: DictConfig, model: str) -> None:

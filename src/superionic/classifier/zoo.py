@@ -117,3 +117,14 @@ def build_pipeline(
         steps.append((SCALE_STEP, StandardScaler()))
     steps.append((MODEL_STEP, cls(**kwargs)))
     return Pipeline(steps)
+
+
+def model_spec(cfg: Any, name: str) -> dict[str, Any]:
+    """``models.<name>`` of the resolved config as a plain dict."""
+    from omegaconf import OmegaConf
+
+    if name not in cfg.models:
+        raise ValueError(f"classifier.model_names: {name!r} has no entry under models (conf/model/)")
+    spec = OmegaConf.to_container(cfg.models[name], resolve=True)
+    assert isinstance(spec, dict)
+    return spec

@@ -71,3 +71,20 @@ BAND_GAP_NOTE = "band_gap_note"  # where the band gap comes from, or why it is u
 E_HULL_NOTE = "e_hull_note"  # why E_hull is unknown (empty when known)
 V_OX_SOURCE = "v_ox_source"  # which source gave V_ox (see superionic.screening.voltage)
 V_OX_STATUS = "v_ox_status"  # pass / fail / unknown at the V_ox filter
+
+# --- voltage (stage `voltage`): where each V_ox comes from, and its inputs ----------
+SOURCE_GGA = "mp2019-gga"
+SOURCE_WANG = "wang2024"
+SOURCE_ML = "ml-estimate"
+SOURCE_UNKNOWN = "unknown"
+SOURCES = [SOURCE_GGA, SOURCE_WANG, SOURCE_ML, SOURCE_UNKNOWN]
+
+GGA_V_OX = "gga_v_ox"
+GGA_V_RED = "gga_v_red"
+GGA_ON_HULL = "gga_on_hull"  # formula is a ground state on the 2019 hull
+GGA_MISSING = "gga_missing_competitors"  # 2024 hull compositions of the system without a 2019 energy
+GGA_COMPLETE = "gga_complete"
+WANG_V_OX = "wang_v_ox"
+WANG_V_RED = "wang_v_red"
+ML_V_OX = "ml_v_ox"
+V_OX_ERROR = "v_ox_error"  # grouped-CV RMSE of the estimate (ml-estimate rows only)

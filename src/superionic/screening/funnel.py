@@ -35,7 +35,7 @@ from superionic.screening.anions import CLASSES
 from superionic.screening.config import Release
 from superionic.io import PNG_METADATA, TABLE_DECIMALS, report_path, save_figure, write_csv, write_json, write_parquet
 from superionic.screening.mpdata import GAP_FILE_MAX_E_HULL, GAP_FILE_MIN_GAP
-from superionic.screening.voltage import GGA_MISSING, SOURCE_GGA, SOURCE_UNKNOWN, V_OX_ERROR
+from superionic.screening.columns import GGA_MISSING, SOURCE_GGA, SOURCE_UNKNOWN, V_OX_ERROR
 
 log = logging.getLogger(__name__)
 

@@ -287,7 +287,7 @@ def plot_p_vs_vox(reached: pd.DataFrame, v_min: float, p_min: float, path: str |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from superionic.screening.voltage import SOURCES
+    from superionic.screening.columns import SOURCES
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

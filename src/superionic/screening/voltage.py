@@ -32,28 +32,16 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.screening import columns as C
+from superionic.screening.columns import (  # noqa: F401 (the voltage table's names, re-exported)
+    GGA_COMPLETE, GGA_MISSING, GGA_ON_HULL, GGA_V_OX, GGA_V_RED, ML_V_OX, SOURCE_GGA, SOURCE_ML, SOURCE_UNKNOWN,
+    SOURCE_WANG, SOURCES, V_OX_ERROR, WANG_V_OX, WANG_V_RED,
+)
 from superionic.screening.esw import WANG_OX_MEDIAN, WANG_RED_MEDIAN
 from superionic.screening.esw import window_stats
 from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
 from superionic.screening.thermo import missing_in_system
 
 log = logging.getLogger(__name__)
-
-SOURCE_GGA = "mp2019-gga"
-SOURCE_WANG = "wang2024"
-SOURCE_ML = "ml-estimate"
-SOURCE_UNKNOWN = "unknown"
-SOURCES = [SOURCE_GGA, SOURCE_WANG, SOURCE_ML, SOURCE_UNKNOWN]
-
-GGA_V_OX = "gga_v_ox"
-GGA_V_RED = "gga_v_red"
-GGA_ON_HULL = "gga_on_hull"  # formula is a ground state on the 2019 hull
-GGA_MISSING = "gga_missing_competitors"  # 2024 hull compositions of the system without a 2019 energy
-GGA_COMPLETE = "gga_complete"
-WANG_V_OX = "wang_v_ox"
-WANG_V_RED = "wang_v_red"
-ML_V_OX = "ml_v_ox"
-V_OX_ERROR = "v_ox_error"  # grouped-CV RMSE of the estimate (ml-estimate rows only)
 
 VOLTAGE_COLUMNS = [
     C.REDUCED_FORMULA, C.CHEMSYS, GGA_ON_HULL, GGA_V_OX, GGA_V_RED, GGA_MISSING, GGA_COMPLETE,
