@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import importlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -206,7 +207,7 @@ def test_model_file_is_verified_before_it_is_unpickled(ensemble, tmp_path, monke
     def never(*args, **kwargs):
         raise AssertionError("joblib.load called on an unverified file")
 
-    monkeypatch.setattr(ens_module.joblib, "load", never)
+    monkeypatch.setattr(importlib.import_module("joblib"), "load", never)
     with pytest.raises(ValueError, match="refusing to unpickle"):
         load_ensemble(evil, expected_sha256=ens_module.file_sha256(path))
     with pytest.raises(FileNotFoundError, match="no model digest"):

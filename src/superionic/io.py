@@ -10,6 +10,7 @@ path written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -102,3 +103,67 @@ def save_figure(fig: Any, path: str | Path, dpi: int, metadata: dict | None = No
     path = Path(path)
     fmt = path.suffix.lstrip(".") or "png"
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata))
+
+
+# --- pickled models: written with a SHA-256 beside them, unpickled only when it matches ---
+DIGEST_SUFFIX = ".sha256"
+
+
+def digest_path(model_path: str | Path) -> Path:
+    """Where a model file's SHA-256 is recorded (committed beside it)."""
+    return Path(f"{model_path}{DIGEST_SUFFIX}")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_digest(path: str | Path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model digest recorded; rerun the stage that wrote the model")
+    token = path.read_text(encoding="utf-8").split()[:1]
+    if not token or len(token[0]) != 64:
+        raise ValueError(f"{path}: not a SHA-256 digest file")
+    return token[0]
+
+
+def save_model(obj: Any, path: str | Path) -> Path:
+    """A pickled model file and its SHA-256 digest beside it, each written atomically."""
+    import joblib
+
+    path = atomic_write(path, lambda tmp: joblib.dump(obj, tmp, compress=3))
+    write_text(f"{file_sha256(path)}  {path.name}\n", digest_path(path))
+    return path
+
+
+def load_verified(path: str | Path, kind: type, key: str, stage: str,
+                  expected_sha256: str | None = None, trust: bool = False) -> Any:
+    """Unpickle a model file only after its SHA-256 matches the recorded digest.
+
+    Unpickling runs code, so an unverified file is refused before it is
+    opened by joblib. ``expected_sha256`` defaults to the digest recorded
+    beside ``path``; ``trust=True`` skips the check (a file you made yourself).
+    ``key`` and ``stage`` name the config key and the stage that writes it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{key}: {path} not found; run `dvc repro {stage}`")
+    if not trust:
+        expected = expected_sha256 or read_digest(digest_path(path))
+        actual = file_sha256(path)
+        if actual != expected:
+            raise ValueError(
+                f"{path}: SHA-256 {actual[:12]}… does not match the recorded digest {expected[:12]}…; "
+                "refusing to unpickle it (--trust-model for a model file you made yourself)"
+            )
+    import joblib
+
+    obj = joblib.load(path)
+    if not isinstance(obj, kind):
+        raise TypeError(f"{path} holds a {type(obj).__name__}, not a {kind.__name__}")
+    return obj

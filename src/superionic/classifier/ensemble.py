@@ -19,7 +19,6 @@ The screening track relies on this exact interface: ``load_ensemble(path)`` ->
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -28,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
@@ -41,6 +39,9 @@ from superionic.config import EnsembleCalibration
 from superionic.classifier.data import ClassifierData
 from superionic.classifier.protocol import Split, paper_splits
 from superionic.classifier.zoo import build_pipeline
+from superionic.io import (  # noqa: F401 (model persistence lives in io; re-exported for callers)
+    DIGEST_SUFFIX, digest_path, file_sha256, load_verified, read_digest, save_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -232,67 +233,6 @@ def fit_ensemble(
         ens.calibrators[member] = [c for _, c in fitted]
         log.info("%s: %d split-models in %.1f s", member, n_splits, time.perf_counter() - start)
     return ens
-
-
-DIGEST_SUFFIX = ".sha256"
-
-
-def digest_path(model_path: str | Path) -> Path:
-    """Where the ensemble stage records the SHA-256 of a model file (committed beside it)."""
-    return Path(f"{model_path}{DIGEST_SUFFIX}")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_digest(path: str | Path) -> str:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no model digest recorded; rerun the stage that wrote the model")
-    token = path.read_text(encoding="utf-8").split()[:1]
-    if not token or len(token[0]) != 64:
-        raise ValueError(f"{path}: not a SHA-256 digest file")
-    return token[0]
-
-
-def save_model(obj: Any, path: str | Path) -> Path:
-    """A pickled model file and its SHA-256 digest beside it, each written atomically."""
-    from superionic.io import atomic_write, write_text
-
-    path = atomic_write(path, lambda tmp: joblib.dump(obj, tmp, compress=3))
-    write_text(f"{file_sha256(path)}  {path.name}\n", digest_path(path))
-    return path
-
-
-def load_verified(path: str | Path, kind: type, key: str, stage: str,
-                  expected_sha256: str | None = None, trust: bool = False) -> Any:
-    """Unpickle a model file only after its SHA-256 matches the recorded digest.
-
-    Unpickling runs code, so an unverified file is refused before it is
-    opened by joblib. ``expected_sha256`` defaults to the digest recorded
-    beside ``path``; ``trust=True`` skips the check (a file you made yourself).
-    ``key`` and ``stage`` name the config key and the stage that writes it.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{key}: {path} not found; run `dvc repro {stage}`")
-    if not trust:
-        expected = expected_sha256 or read_digest(digest_path(path))
-        actual = file_sha256(path)
-        if actual != expected:
-            raise ValueError(
-                f"{path}: SHA-256 {actual[:12]}… does not match the recorded digest {expected[:12]}…; "
-                "refusing to unpickle it (--trust-model for a model file you made yourself)"
-            )
-    obj = joblib.load(path)
-    if not isinstance(obj, kind):
-        raise TypeError(f"{path} holds a {type(obj).__name__}, not a {kind.__name__}")
-    return obj
 
 
 def save_ensemble(ens: Ensemble, path: str | Path) -> None:

@@ -490,7 +490,7 @@ def plot_coverage(curve: pd.DataFrame, coverage: float, path: Any) -> Any:
 def run_stage(cfg: Any) -> None:
     from superionic.io import TABLE_DECIMALS, write_csv, write_json, write_text
     from superionic.classifier.data import load
-    from superionic.classifier.ensemble import load_verified, save_model
+    from superionic.io import load_verified, save_model
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     g = cfg.generalize

@@ -246,7 +246,7 @@ def run_stage(cfg: Any) -> None:
     import torch
 
     from superionic.io import write_json
-    from superionic.classifier.ensemble import save_model
+    from superionic.io import save_model
     from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     p = cfg.generalize.pretrain
