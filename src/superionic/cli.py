@@ -149,6 +149,9 @@ def _first_line(exc: BaseException) -> str:
 def _dispatch(argv: list[str]) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from superionic.stage import filter_known_warnings
+
+    filter_known_warnings()
     commands = sorted([*STAGES, *TOOLS, "compose-params"])
     if not argv or argv[0] in {"-h", "--help"}:
         print(_help())
@@ -173,8 +176,21 @@ def _dispatch(argv: list[str]) -> int:
     from superionic.config import load_params
 
     cfg = load_params(args.params)
-    importlib.import_module(STAGES[command]).run_stage(cfg)
+    entry = stage_entry(command)
+    entry(cfg)
     return 0
+
+
+def stage_entry(command: str):
+    """The ``run_stage`` of a stage command, refused when it is decorated with another stage's name."""
+    from superionic.stage import stage_name
+
+    entry = importlib.import_module(STAGES[command]).run_stage
+    name = stage_name(entry)
+    # None: not yet on the runner (tune, evaluate); their MLflow run is named in their body
+    if name is not None and name != command:
+        raise RuntimeError(f"superionic {command} runs {STAGES[command]}.run_stage, which is stage {name!r}")
+    return entry
 
 
 if __name__ == "__main__":
