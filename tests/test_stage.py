@@ -135,3 +135,25 @@ def test_progress_line_formats_counts_and_eta():
     assert progress_line("m", 0, 10, 0.0).endswith("ETA ?")
     assert progress_line("ensemble lgbm", 3, 5, 3725.4, unit="") == \
         "ensemble lgbm: 3/5 (60%), elapsed 1:02:05, ETA 0:41:24"  # fmt: skip
+
+
+def _shown(message: str, category: type[Warning], module: str) -> bool:
+    import warnings
+
+    from superionic.stage import filter_known_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filter_known_warnings()
+        warnings.warn_explicit(message, category, "x.py", 1, module=module)
+    return bool(caught)
+
+
+def test_known_third_party_noise_is_filtered_and_nothing_else():
+    noise = "Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior."
+    assert not _shown(noise, UserWarning, "chgnet.model.model")
+    assert not _shown("To copy construct from a tensor, it is recommended to use sourceTensor.detach()",
+                      UserWarning, "chgnet.model.model")  # fmt: skip
+    assert _shown(noise, UserWarning, "superionic.md.mlip")  # only where CHGNet raises it
+    assert _shown("The implementation of `fixcm=True` in `Langevin` does not strictly sample the correct NVT",
+                  FutureWarning, "ase.md.langevin")  # fmt: skip

@@ -71,7 +71,8 @@ def _summary(module: str) -> str:
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         return ""
-    doc = ast.get_docstring(ast.parse(open(spec.origin, encoding="utf-8").read())) or ""
+    with open(spec.origin, encoding="utf-8") as source:
+        doc = ast.get_docstring(ast.parse(source.read())) or ""
     line = doc.strip().splitlines()[0] if doc.strip() else ""
     # "Stage ``x``: what it does." / "Tune stage: ..." -> what it does
     head, sep, rest = line.partition(": ")

@@ -138,7 +138,17 @@ def progress(
 # Third-party warnings that say nothing about our results, filtered once when the
 # CLI starts (category, message regex, module regex). Keep warnings that could
 # mean a wrong number (convergence, NaN, dtype, deprecated behaviour we rely on).
-KNOWN_NOISE: tuple[tuple[type[Warning], str, str], ...] = ()
+KNOWN_NOISE: tuple[tuple[type[Warning], str, str], ...] = (
+    # CHGNet builds its batch volumes with torch.tensor(list of tensors) (chgnet/model/model.py):
+    # torch notes the copy and the dropped gradient on every MD step. The volume only divides
+    # the stress; that is CHGNet's own released behaviour, the same in every run.
+    (UserWarning, r"To copy construct from a tensor, it is recommended", r"chgnet\."),
+    (UserWarning, r"Converting a tensor with requires_grad=True to a scalar", r"chgnet\."),
+)
+# Deliberately not here: ASE's FutureWarning that Langevin(fixcm=True) does not strictly
+# sample NVT (it is about the ensemble the MD samples), and the feature code's own
+# local filters (features/composition.py, cd145.py, lithium.py, li_sublattice.py,
+# explore/space.py), which are scoped to one call and say why.
 
 
 def filter_known_warnings() -> None:
