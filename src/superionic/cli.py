@@ -75,7 +75,8 @@ def _summary(module: str) -> str:
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         return ""
-    doc = ast.get_docstring(ast.parse(open(spec.origin, encoding="utf-8").read())) or ""
+    with open(spec.origin, encoding="utf-8") as source:
+        doc = ast.get_docstring(ast.parse(source.read())) or ""
     line = doc.strip().splitlines()[0] if doc.strip() else ""
     # "Stage ``x``: what it does." / "Tune stage: ..." -> what it does
     head, sep, rest = line.partition(": ")
@@ -153,6 +154,9 @@ def _first_line(exc: BaseException) -> str:
 def _dispatch(argv: list[str]) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from superionic.stage import filter_known_warnings
+
+    filter_known_warnings()
     commands = sorted([*STAGES, *TOOLS, "compose-params"])
     if not argv or argv[0] in {"-h", "--help"}:
         print(_help())
@@ -179,14 +183,26 @@ def _dispatch(argv: list[str]) -> int:
     from superionic.config import load_params
 
     cfg = load_params(args.params)
-    stage = importlib.import_module(STAGES[command])
+    entry = stage_entry(command)
     if command in PER_MODEL_STAGES:
         if args.model not in cfg.classifier.model_names:
             raise ValueError(f"--model {args.model!r} is not in classifier.model_names {list(cfg.classifier.model_names)}")
-        stage.run_stage(cfg, args.model)
+        entry(cfg, args.model)
     else:
-        stage.run_stage(cfg)
+        entry(cfg)
     return 0
+
+
+def stage_entry(command: str):
+    """The ``run_stage`` of a stage command, refused when it is decorated with another stage's name."""
+    from superionic.stage import stage_name
+
+    entry = importlib.import_module(STAGES[command]).run_stage
+    name = stage_name(entry)
+    # None: not yet on the runner (tune, evaluate); their MLflow run is named in their body
+    if name is not None and name != command:
+        raise RuntimeError(f"superionic {command} runs {STAGES[command]}.run_stage, which is stage {name!r}")
+    return entry
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 
 from superionic.io import write_text
 from superionic.classifier.report import fmt, md_table
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,8 @@ def experiments(source: str, metrics_path: str) -> Any:
     return experiments_from_git(metrics_path)
 
 
-def run_stage(cfg: DictConfig) -> None:
+@stage("ablation", sections=["classifier"])
+def run_stage(cfg: DictConfig) -> StageResult:
     from superionic.classifier.ensemble import chosen_members
     from superionic.classifier.report import generalization_section
 
@@ -203,3 +205,4 @@ def run_stage(cfg: DictConfig) -> None:
     text += "\n" + generalization_section(cfg).replace("## 6. ", "## ")
     write_text(text, c.ablation_report)
     log.info("wrote %s (%d experiments)", c.ablation_report, len(frame))
+    return StageResult(artifacts=[c.ablation_report])

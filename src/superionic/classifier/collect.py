@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
+from superionic.stage import StageResult, stage
+
 log = logging.getLogger(__name__)
 
 PAPER_SPLITS_CSV = "paper_splits.csv"
@@ -117,26 +119,24 @@ def _grouped_long(grouped: Mapping[str, Any], paper: Mapping[str, Any]) -> pd.Da
 
 
 
-def run_stage(cfg: DictConfig) -> None:
+@stage("classifier-collect", sections=["classifier"])
+def run_stage(cfg: DictConfig) -> StageResult:
     from superionic.io import write_json
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     c = cfg.classifier
     names = list(c.model_names)
     tuned = {n: _read(tuned_path(c.tune_dir, n), "tune") for n in names}
     evaluated = {n: _read(evaluated_path(c.evaluate_dir, n), "evaluate") for n in names}
-    with stage_run("classifier-collect", cfg, sections=["classifier"]):
-        best = write_json(merge_tuned(tuned), c.best_params)
-        combined = combine(evaluated, names)
-        written = write_combined(combined, names, Path(c.report_dir), c.metrics)
-        metrics = combined["metrics"]
-        log_metrics({"paper": {m: {k: v for k, v in s.items() if k.endswith("_mean")}
-                               for m, s in metrics["paper"].items()}})
-        log_metrics({"grouped": {col: {m: {k: info["models"][m][k] for k in ("accuracy", "f1", "roc_auc")}
-                                       for m in names}
-                                 for col, info in metrics["grouped"].items() if info.get("status") == "ok"}})
-        log_artifacts([best, *written])
+    best = write_json(merge_tuned(tuned), c.best_params)
+    combined = combine(evaluated, names)
+    written = write_combined(combined, names, Path(c.report_dir), c.metrics)
+    metrics = combined["metrics"]
     log.info("merged %d models into %s and %s", len(names), c.best_params, c.report_dir)
+    return StageResult({
+        "paper": {m: {k: v for k, v in s.items() if k.endswith("_mean")} for m, s in metrics["paper"].items()},
+        "grouped": {col: {m: {k: info["models"][m][k] for k in ("accuracy", "f1", "roc_auc")} for m in names}
+                    for col, info in metrics["grouped"].items() if info.get("status") == "ok"},
+    }, [best, *written])
 
 
 def _read(path: Path, stage: str) -> dict:

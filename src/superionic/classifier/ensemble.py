@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from superionic.classifier.zoo import build_pipeline
 from superionic.io import (  # noqa: F401 (model persistence lives in io; re-exported for callers)
     DIGEST_SUFFIX, digest_path, file_sha256, load_verified, read_digest, save_model,
 )
+from superionic.stage import StageResult, progress, stage
 
 log = logging.getLogger(__name__)
 
@@ -223,15 +223,15 @@ def fit_ensemble(
     ens = Ensemble(feature_columns=list(data.feature_columns), member_names=list(specs), n_splits=n_splits,
                    calibration=calibration, params={k: dict(v) for k, v in params.items()})
     for member, spec in specs.items():
-        start = time.perf_counter()
         jobs = (delayed(_fit_member_split)(spec, params[member], data.X, data.y, s, seed + i, calibration)
                 for i, s in enumerate(splits))
-        fitted = list(Parallel(n_jobs=n_jobs)(jobs)) if n_jobs != 1 else [
+        # results in split order either way; the generator hands each over as it is done
+        done = Parallel(n_jobs=n_jobs, return_as="generator")(jobs) if n_jobs != 1 else (
             _fit_member_split(spec, params[member], data.X, data.y, s, seed + i, calibration)
-            for i, s in enumerate(splits)]
+            for i, s in enumerate(splits))
+        fitted = list(progress(done, total=len(splits), label=f"ensemble {member}", unit="split-models"))
         ens.models[member] = [m for m, _ in fitted]
         ens.calibrators[member] = [c for _, c in fitted]
-        log.info("%s: %d split-models in %.1f s", member, n_splits, time.perf_counter() - start)
     return ens
 
 
@@ -322,11 +322,11 @@ def member_specs(cfg: DictConfig, members: Sequence[str]) -> dict[str, dict[str,
     return {m: model_spec(cfg, m) for m in members}
 
 
-def run_stage(cfg: DictConfig) -> None:
+@stage("ensemble", sections=["classifier", "dataset", "features"])
+def run_stage(cfg: DictConfig) -> StageResult:
     from superionic.classifier.data import load
     from superionic.classifier.collect import GROUPED_CSV, load_best
     from superionic.io import write_json
-    from superionic.tracking import log_metrics, stage_run
 
     c = cfg.classifier
     grouped = pd.read_csv(Path(c.report_dir) / GROUPED_CSV)
@@ -336,17 +336,14 @@ def run_stage(cfg: DictConfig) -> None:
     data = load(cfg.paths.dataset)
     specs = member_specs(cfg, members)
     params = load_best(c.best_params, members)
-    with stage_run("ensemble", cfg, sections=["classifier", "dataset", "features"]):
-        start = time.perf_counter()
-        ens = fit_ensemble(specs, params, data, c.n_splits, c.test_size, cfg.seed, c.calibration, c.n_jobs)
-        save_ensemble(ens, c.ensemble_model)
-        log_mlflow_model(c.ensemble_model)
-        selection = grouped[grouped["protocol"] == c.member_selection].set_index("model")["accuracy"]
-        summary = {MEMBERS_KEY: members, "member_selection": {
-            "protocol": c.member_selection, "candidates": candidates,
-            "accuracy": {m: float(selection[m]) for m in candidates}},
-            **training_summary(ens, data)}
-        write_json(summary, Path(c.report_dir) / ENSEMBLE_SUMMARY_JSON)
-        log_metrics(summary)
-        log_metrics({"elapsed_s": time.perf_counter() - start})
+    ens = fit_ensemble(specs, params, data, c.n_splits, c.test_size, cfg.seed, c.calibration, c.n_jobs)
+    save_ensemble(ens, c.ensemble_model)
+    log_mlflow_model(c.ensemble_model)
+    selection = grouped[grouped["protocol"] == c.member_selection].set_index("model")["accuracy"]
+    summary = {MEMBERS_KEY: members, "member_selection": {
+        "protocol": c.member_selection, "candidates": candidates,
+        "accuracy": {m: float(selection[m]) for m in candidates}},
+        **training_summary(ens, data)}
+    write_json(summary, Path(c.report_dir) / ENSEMBLE_SUMMARY_JSON)
     log.info("wrote %s", c.ensemble_model)
+    return StageResult(summary)

@@ -20,6 +20,8 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.classifier.data import LABEL, ClassifierData
+from superionic.classifier.zoo import model_spec
+from superionic.stage import StageResult, stage
 from superionic.classifier.protocol import (
     evaluate_grouped,
     evaluate_splits,
@@ -119,30 +121,28 @@ def evaluate_model(
     }
 
 
-def run_stage(cfg: DictConfig, model: str) -> None:
+@stage("evaluate", sections=["classifier", "dataset", "features"])
+def run_stage(cfg: DictConfig, model: str) -> StageResult:
     """Evaluate one tuned model (the DVC stage ``evaluate@<model>``)."""
     from superionic.classifier.data import load
     from superionic.classifier.collect import evaluated_path, tuned_path
-    from superionic.classifier.zoo import model_spec
     from superionic.io import write_json
     import mlflow
 
-    from superionic.tracking import log_metrics, log_model_spec, stage_run
+    from superionic.tracking import log_model_spec
 
     c = cfg.classifier
     spec = model_spec(cfg, model)
     params = json.loads(tuned_path(c.tune_dir, model).read_text(encoding="utf-8"))["params"]
     data = load(cfg.paths.dataset)
-    with stage_run("evaluate", cfg, sections=["classifier", "dataset", "features"], run_name=f"evaluate-{model}"):
-        log_model_spec(model, spec)
-        start = time.perf_counter()
-        doc = evaluate_model(model, spec, params, data, c.n_splits, c.test_size, list(c.group_columns),
-                             c.group_folds, cfg.seed, c.n_jobs)
-        path = write_json(doc, evaluated_path(c.evaluate_dir, model))
-        # the tuned hyper-parameters this evaluation used, and every protocol's scores
-        mlflow.log_params({f"best.{model}.{k}": v for k, v in params.items()})
-        log_metrics({"paper": {model: {k: v for k, v in doc["paper"].items() if k.endswith("_mean")}}})
-        log_metrics({"grouped": {col: {model: {k: info["models"][model][k] for k in ("accuracy", "f1", "roc_auc")}}
-                                 for col, info in doc["grouped"].items() if info.get("status") == "ok"}})
-        log_metrics({"elapsed_s": time.perf_counter() - start})
+    log_model_spec(model, spec)
+    doc = evaluate_model(model, spec, params, data, c.n_splits, c.test_size, list(c.group_columns),
+                         c.group_folds, cfg.seed, c.n_jobs)
+    path = write_json(doc, evaluated_path(c.evaluate_dir, model))
+    # the tuned hyper-parameters this evaluation used, and every protocol's scores
+    mlflow.log_params({f"best.{model}.{k}": v for k, v in params.items()})
+    grouped = {col: {model: {k: info["models"][model][k] for k in ("accuracy", "f1", "roc_auc")}}
+               for col, info in doc["grouped"].items() if info.get("status") == "ok"}
     log.info("wrote %s", path)
+    return StageResult({"paper": {model: {k: v for k, v in doc["paper"].items() if k.endswith("_mean")}},
+                        "grouped": grouped}, [path])

@@ -52,6 +52,7 @@ from sklearn.model_selection import StratifiedKFold
 from superionic.data import columns as D
 from superionic.classifier.protocol import Split, group_labels, grouped_splits, paper_splits
 from superionic.classifier.zoo import build_pipeline
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -487,11 +488,11 @@ def plot_coverage(curve: pd.DataFrame, coverage: float, path: Any) -> Any:
     return path
 
 
-def run_stage(cfg: Any) -> None:
+@stage("generalize", sections=["generalize", "seed", "classifier", "screen"])
+def run_stage(cfg: Any) -> StageResult:
     from superionic.io import TABLE_DECIMALS, write_csv, write_json, write_text
     from superionic.classifier.data import load
     from superionic.io import load_verified, save_model
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     g = cfg.generalize
     data = load(cfg.paths.dataset)
@@ -511,73 +512,69 @@ def run_stage(cfg: Any) -> None:
 
         encoder = load_verified(g.pretrain.model, MPEncoder, "generalize.pretrain.model", "mp-pretrain")
     out = Path(g.report_dir)
-    with stage_run("generalize", cfg, sections=["generalize", "seed", "classifier", "screen"]):
-        start = time.perf_counter()
-        folds = make_folds(frame, y, int(g.folds), int(cfg.seed), g.source_groups)
-        table, detail, oofs = score_variants(
-            frame, data.feature_columns, y, folds, feature_sets, models, g.calibration, int(g.inner_folds),
-            float(g.coverage), int(g.calibration_bins), int(cfg.seed), int(g.n_jobs), encoder,
-        )
-        default = choose_default(table, list(g.selection))
-        set_name, model_name = default.split("+", 1)
-        spec, params = models[model_name]
-        X_default = feature_table(frame, data.feature_columns, feature_sets[set_name], encoder)
-        chemsys = frame[D.CHEMSYS].astype(str).to_numpy()
-        paper = paper_protocol_accuracy(spec, params, X_default, y, chemsys, int(cfg.classifier.n_splits),
-                                        float(cfg.classifier.test_size), g.calibration, int(g.inner_folds),
-                                        int(cfg.seed), int(g.n_jobs))  # fmt: skip
-        oof = oofs[default]
-        deployed = fit_deployed(X_default, y, chemsys, data.feature_columns, default, feature_sets[set_name], spec,
-                                params, oof[oof["protocol"] == CHEMSYS], g.calibration, int(g.inner_folds),
-                                float(g.coverage), int(cfg.seed), int(cfg.screen.ad_neighbors),
-                                float(cfg.screen.ad_quantile), encoder)  # fmt: skip
-        save_model(deployed, g.model)
+    folds = make_folds(frame, y, int(g.folds), int(cfg.seed), g.source_groups)
+    table, detail, oofs = score_variants(
+        frame, data.feature_columns, y, folds, feature_sets, models, g.calibration, int(g.inner_folds),
+        float(g.coverage), int(g.calibration_bins), int(cfg.seed), int(g.n_jobs), encoder,
+    )
+    default = choose_default(table, list(g.selection))
+    set_name, model_name = default.split("+", 1)
+    spec, params = models[model_name]
+    X_default = feature_table(frame, data.feature_columns, feature_sets[set_name], encoder)
+    chemsys = frame[D.CHEMSYS].astype(str).to_numpy()
+    paper = paper_protocol_accuracy(spec, params, X_default, y, chemsys, int(cfg.classifier.n_splits),
+                                    float(cfg.classifier.test_size), g.calibration, int(g.inner_folds),
+                                    int(cfg.seed), int(g.n_jobs))  # fmt: skip
+    oof = oofs[default]
+    deployed = fit_deployed(X_default, y, chemsys, data.feature_columns, default, feature_sets[set_name], spec,
+                            params, oof[oof["protocol"] == CHEMSYS], g.calibration, int(g.inner_folds),
+                            float(g.coverage), int(cfg.seed), int(cfg.screen.ad_neighbors),
+                            float(cfg.screen.ad_quantile), encoder)  # fmt: skip
+    save_model(deployed, g.model)
 
-        curve = pd.DataFrame({"coverage": COVERAGE_GRID})
-        for protocol, sub in oof.groupby("protocol", sort=False):
-            curve[protocol] = coverage_curve(sub["y"].to_numpy(), sub["p"].to_numpy(), COVERAGE_GRID)
-        reliability = pd.concat(
-            [reliability_table(s["y"].to_numpy(), s["p"].to_numpy(), int(g.calibration_bins)).assign(protocol=p)
-             for p, s in oof.groupby("protocol", sort=False)], ignore_index=True)  # fmt: skip
-        sources = pd.DataFrame([{"variant": v, "source": s, **{k: r[k] for k in ("n", *METRIC_NAMES)}}
-                                for v, d in detail.items() for s, r in d[SOURCE]["per_source"].items()])
-        families = per_family(oof[oof["protocol"] == FAMILY], frame[D.FAMILY], MIN_FAMILY_ROWS)
-        pretrain = None
-        if encoder is not None:
-            import json
+    curve = pd.DataFrame({"coverage": COVERAGE_GRID})
+    for protocol, sub in oof.groupby("protocol", sort=False):
+        curve[protocol] = coverage_curve(sub["y"].to_numpy(), sub["p"].to_numpy(), COVERAGE_GRID)
+    reliability = pd.concat(
+        [reliability_table(s["y"].to_numpy(), s["p"].to_numpy(), int(g.calibration_bins)).assign(protocol=p)
+         for p, s in oof.groupby("protocol", sort=False)], ignore_index=True)  # fmt: skip
+    sources = pd.DataFrame([{"variant": v, "source": s, **{k: r[k] for k in ("n", *METRIC_NAMES)}}
+                            for v, d in detail.items() for s, r in d[SOURCE]["per_source"].items()])
+    families = per_family(oof[oof["protocol"] == FAMILY], frame[D.FAMILY], MIN_FAMILY_ROWS)
+    pretrain = None
+    if encoder is not None:
+        import json
 
-            pretrain = json.loads(Path(g.pretrain.metrics).read_text(encoding="utf-8"))
-        frame_rows = frame[[D.REDUCED_FORMULA, D.CHEMSYS, D.FAMILY]].reset_index(drop=True)
-        oof_out = oof.join(frame_rows, on="row").drop(columns="row")
-        paths = [
-            write_csv(table, out / VARIANTS_CSV), write_csv(sources, out / SOURCES_CSV),
-            write_csv(curve, out / COVERAGE_CSV), write_csv(reliability, out / RELIABILITY_CSV),
-            write_csv(oof_out, out / OOF_CSV), write_csv(families, out / FAMILY_CSV),
-            plot_reliability(oof, int(g.calibration_bins), out / FIG_RELIABILITY),
-            plot_coverage(curve, float(g.coverage), out / FIG_COVERAGE),
-        ]
-        headline = {p: {k: detail[default][p][k] for k in METRIC_NAMES} for p in PROTOCOLS}
-        metrics = {
-            "default": default,
-            "selection": list(g.selection),
-            "n_variants": len(detail),
-            "abstain_below_confidence": deployed.abstain_below,
-            "default_scores": headline,
-            "default_balanced_accuracy_mean_over_sources": detail[default][SOURCE]["balanced_accuracy_mean_over_sources"],
-            "default_paper_protocol": paper,
-            "fold_counts": {p: len(f.splits) for p, f in folds.items()},
-            "rows_in_family_cv": int(sum(len(te) for _, te in folds[FAMILY].splits)),
-            "variants": detail,
-        }
-        write_json(metrics, g.metrics, decimals=TABLE_DECIMALS)
-        paths.append(write_text(render_report(metrics, table, sources, families, pretrain, cfg, len(frame)), g.report))
-        log_metrics({"default": {p: {k: v for k, v in s.items() if np.isfinite(v)} for p, s in headline.items()},
-                     "paper_protocol_accuracy": paper["accuracy_mean"],
-                     "elapsed_s": time.perf_counter() - start})  # fmt: skip
-        log_artifacts([g.metrics, *paths])
-        log.info("default variant %s; family balanced accuracy %.3f, chemsys %.3f, ECE chemsys %.3f", default,
-                 headline[FAMILY]["balanced_accuracy"], headline[CHEMSYS]["balanced_accuracy"],
-                 headline[CHEMSYS]["ece"])  # fmt: skip
+        pretrain = json.loads(Path(g.pretrain.metrics).read_text(encoding="utf-8"))
+    frame_rows = frame[[D.REDUCED_FORMULA, D.CHEMSYS, D.FAMILY]].reset_index(drop=True)
+    oof_out = oof.join(frame_rows, on="row").drop(columns="row")
+    paths = [
+        write_csv(table, out / VARIANTS_CSV), write_csv(sources, out / SOURCES_CSV),
+        write_csv(curve, out / COVERAGE_CSV), write_csv(reliability, out / RELIABILITY_CSV),
+        write_csv(oof_out, out / OOF_CSV), write_csv(families, out / FAMILY_CSV),
+        plot_reliability(oof, int(g.calibration_bins), out / FIG_RELIABILITY),
+        plot_coverage(curve, float(g.coverage), out / FIG_COVERAGE),
+    ]
+    headline = {p: {k: detail[default][p][k] for k in METRIC_NAMES} for p in PROTOCOLS}
+    metrics = {
+        "default": default,
+        "selection": list(g.selection),
+        "n_variants": len(detail),
+        "abstain_below_confidence": deployed.abstain_below,
+        "default_scores": headline,
+        "default_balanced_accuracy_mean_over_sources": detail[default][SOURCE]["balanced_accuracy_mean_over_sources"],
+        "default_paper_protocol": paper,
+        "fold_counts": {p: len(f.splits) for p, f in folds.items()},
+        "rows_in_family_cv": int(sum(len(te) for _, te in folds[FAMILY].splits)),
+        "variants": detail,
+    }
+    write_json(metrics, g.metrics, decimals=TABLE_DECIMALS)
+    paths.append(write_text(render_report(metrics, table, sources, families, pretrain, cfg, len(frame)), g.report))
+    log.info("default variant %s; family balanced accuracy %.3f, chemsys %.3f, ECE chemsys %.3f", default,
+             headline[FAMILY]["balanced_accuracy"], headline[CHEMSYS]["balanced_accuracy"],
+             headline[CHEMSYS]["ece"])  # fmt: skip
+    return StageResult({"default": {p: {k: v for k, v in s.items() if np.isfinite(v)} for p, s in headline.items()},
+                        "paper_protocol_accuracy": paper["accuracy_mean"]}, [g.metrics, *paths])
 
 
 # --- report -------------------------------------------------------------------

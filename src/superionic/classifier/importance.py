@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from superionic.io import save_figure, write_csv, write_text
 from superionic.classifier.ensemble import Ensemble
 from superionic.classifier.zoo import MODEL_STEP
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +121,10 @@ def shap_plot(
     plt.close("all")
 
 
-def run_stage(cfg: DictConfig) -> None:
+@stage("importance", sections=["classifier"])
+def run_stage(cfg: DictConfig) -> StageResult:
     from superionic.classifier.data import load
     from superionic.classifier.ensemble import load_ensemble
-    from superionic.tracking import log_artifacts, stage_run
 
     c = cfg.classifier
     data = load(cfg.paths.dataset)
@@ -132,25 +133,24 @@ def run_stage(cfg: DictConfig) -> None:
         raise ValueError("the ensemble was fitted on other feature columns: rerun `dvc repro ensemble`")
     out_dir = Path(c.report_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with stage_run("importance", cfg, sections=["classifier"]):
-        table = split_importances(ens)
-        write_csv(table, out_dir / IMPORTANCE_CSV)
-        wide, common = top_k(table, c.top_k)
-        write_csv(wide, out_dir / TOP_CSV)
-        write_text("\n".join(common) + "\n", out_dir / COMMON_TXT)
-        rng = np.random.default_rng(cfg.seed)
-        n = min(c.shap_max_rows, len(data.frame))
-        rows = np.sort(rng.choice(len(data.frame), size=n, replace=False))
-        sample = data.X.iloc[rows]
-        figures = []
-        (out_dir / SHAP_DIR).mkdir(exist_ok=True)
-        for member in ens.member_names:
-            values, shown = shap_values(ens, member, sample, c.shap_splits)
-            path = out_dir / SHAP_DIR / f"shap_{member}.png"
-            label = cfg.models[member].label or member
-            shap_plot(values, shown, f"SHAP, {label} (mean of {min(c.shap_splits, ens.n_splits)} split-models)",
-                      path, seed=cfg.seed, max_display=c.top_k)
-            figures.append(path)
-        log_artifacts([out_dir / IMPORTANCE_CSV, out_dir / TOP_CSV, *figures])
+    table = split_importances(ens)
+    write_csv(table, out_dir / IMPORTANCE_CSV)
+    wide, common = top_k(table, c.top_k)
+    write_csv(wide, out_dir / TOP_CSV)
+    write_text("\n".join(common) + "\n", out_dir / COMMON_TXT)
+    rng = np.random.default_rng(cfg.seed)
+    n = min(c.shap_max_rows, len(data.frame))
+    rows = np.sort(rng.choice(len(data.frame), size=n, replace=False))
+    sample = data.X.iloc[rows]
+    figures = []
+    (out_dir / SHAP_DIR).mkdir(exist_ok=True)
+    for member in ens.member_names:
+        values, shown = shap_values(ens, member, sample, c.shap_splits)
+        path = out_dir / SHAP_DIR / f"shap_{member}.png"
+        label = cfg.models[member].label or member
+        shap_plot(values, shown, f"SHAP, {label} (mean of {min(c.shap_splits, ens.n_splits)} split-models)",
+                  path, seed=cfg.seed, max_display=c.top_k)
+        figures.append(path)
     log.info("importance: %d features common to every member's top %d", len(common), c.top_k)
+    return StageResult(artifacts=[out_dir / IMPORTANCE_CSV, out_dir / TOP_CSV, *figures])
 

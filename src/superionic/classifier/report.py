@@ -21,6 +21,7 @@ from superionic.io import save_figure, write_text
 from superionic.classifier.ensemble import ENSEMBLE_SUMMARY_JSON, MEMBERS_KEY
 from superionic.classifier.collect import GROUP_ACCURACY_CSV, GROUPED_CSV, PAPER_SPLITS_CSV
 from superionic.classifier.importance import COMMON_TXT, IMPORTANCE_KIND, SHAP_DIR, TOP_CSV
+from superionic.stage import StageResult, stage
 
 FIG_ACCURACY = "accuracy_distribution.png"
 FIG_CONFUSION = "confusion_matrices.png"
@@ -291,12 +292,10 @@ def structure_section(report_dir: Path) -> str:
     return report_section(json.loads(path.read_text(encoding="utf-8"))).replace("## ", "### ", 1)
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, stage_run
-
+@stage("classifier-report", sections=["classifier"])
+def run_stage(cfg: DictConfig) -> StageResult:
     c = cfg.classifier
-    with stage_run("classifier-report", cfg, sections=["classifier"]):
-        text = render(cfg)
-        write_text(text, c.report)
-        out_dir = Path(c.report_dir)
-        log_artifacts([c.report, out_dir / FIG_ACCURACY, out_dir / FIG_CONFUSION, out_dir / FIG_GROUPED])
+    text = render(cfg)
+    write_text(text, c.report)
+    out_dir = Path(c.report_dir)
+    return StageResult(artifacts=[c.report, out_dir / FIG_ACCURACY, out_dir / FIG_CONFUSION, out_dir / FIG_GROUPED])

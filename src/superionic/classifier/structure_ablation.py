@@ -23,7 +23,6 @@ variant.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from superionic.data import columns as D
 from superionic.classifier import generalize as G
 from superionic.classifier.protocol import Split, grouped_splits
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -126,56 +126,53 @@ def paper_264(interim: pd.DataFrame, variants: Mapping[str, Sequence[str]], vari
             "training_part": int(n - int(np.ceil(test_size * n)))}
 
 
-def run_stage(cfg: Any) -> None:
+@stage("structure-ablation", sections=["generalize", "seed"])
+def run_stage(cfg: Any) -> StageResult:
     from superionic.data.dataset import load_dataset, variant_sources
     from superionic.features.li_sublattice import featurize_cif_dir
     from superionic.io import TABLE_DECIMALS, write_csv, write_json
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     g, s = cfg.generalize, cfg.generalize.structure
     if s.model not in g.models:
         raise ValueError(f"generalize.structure.model: {s.model!r} is not one of generalize.models {list(g.models)}")
     entry = g.models[s.model]
     spec, params = cfg.models[entry.spec], dict(entry.params)
-    with stage_run("structure-ablation", cfg, sections=["generalize", "seed"]):
-        start = time.perf_counter()
-        interim = pd.read_parquet(cfg.paths.interim)
-        obelix_csv = Path(cfg.data_dir) / "conductivity" / "obelix2025_subset.csv"
-        raw = pd.read_csv(obelix_csv, dtype=str, keep_default_na=False)
-        links = obelix_ids_by_composition(interim, raw)
-        cif_dir = Path(s.cif_dir)
-        have = {p.stem for p in cif_dir.glob("*.cif")}
-        features, failures = featurize_cif_dir(cif_dir, sorted(set(links[OBELIX_ID]) & have))
-        struct = structure_by_composition(links[links[OBELIX_ID].isin(have)], features)
-        frame, cd_columns = load_dataset(cfg.paths.dataset)
-        frame = frame[frame[D.COMPOSITION].isin(struct.index)].sort_values(D.REDUCED_FORMULA).reset_index(drop=True)
-        y = frame[D.LABEL].to_numpy(dtype=int)
-        chemsys = frame[D.CHEMSYS].astype(str).to_numpy()
-        X_without = G.feature_table(frame, cd_columns, [G.CD_BLOCK])
-        X_struct = struct.loc[frame[D.COMPOSITION]].reset_index(drop=True)
-        X_with = pd.concat([X_without, X_struct], axis=1)
-        folds = ablation_folds(y, chemsys, int(s.folds), int(s.repeats), int(cfg.seed))
-        per_fold = compare(X_without, X_with, y, chemsys, folds, spec, params, g.calibration,
-                           int(g.inner_folds), int(cfg.seed), int(g.n_jobs))  # fmt: skip
-        metrics = {
-            "model": s.model,
-            "cifs": len(have),
-            "cifs_linked_to_ingested_records": len(set(links[OBELIX_ID]) & have),
-            "cifs_unreadable": failures,
-            "materials_with_structure": int(len(frame)),
-            "superionic": int(y.sum()),
-            "structure_features": list(X_struct.columns),
-            "comparison": summarize(per_fold),
-            "paper_264": paper_264(interim, variant_sources(cfg), s.paper_variant, cfg.dataset.dedup_rule,
-                                   float(cfg.dataset.label_threshold), float(cfg.classifier.test_size)),
-        }
-        out = Path(g.report_dir)
-        paths = [write_csv(per_fold, out / TABLE_FILE),
-                 write_json(metrics, out / METRICS_FILE, decimals=TABLE_DECIMALS)]
-        log_metrics({"materials_with_structure": len(frame), "elapsed_s": time.perf_counter() - start})
-        log_artifacts(paths)
-        log.info("structure ablation on %d materials: %s", len(frame), {
-            p: round(v["paired_difference_mean"], 3) for p, v in metrics["comparison"].items()})
+    interim = pd.read_parquet(cfg.paths.interim)
+    obelix_csv = Path(cfg.data_dir) / "conductivity" / "obelix2025_subset.csv"
+    raw = pd.read_csv(obelix_csv, dtype=str, keep_default_na=False)
+    links = obelix_ids_by_composition(interim, raw)
+    cif_dir = Path(s.cif_dir)
+    have = {p.stem for p in cif_dir.glob("*.cif")}
+    features, failures = featurize_cif_dir(cif_dir, sorted(set(links[OBELIX_ID]) & have))
+    struct = structure_by_composition(links[links[OBELIX_ID].isin(have)], features)
+    frame, cd_columns = load_dataset(cfg.paths.dataset)
+    frame = frame[frame[D.COMPOSITION].isin(struct.index)].sort_values(D.REDUCED_FORMULA).reset_index(drop=True)
+    y = frame[D.LABEL].to_numpy(dtype=int)
+    chemsys = frame[D.CHEMSYS].astype(str).to_numpy()
+    X_without = G.feature_table(frame, cd_columns, [G.CD_BLOCK])
+    X_struct = struct.loc[frame[D.COMPOSITION]].reset_index(drop=True)
+    X_with = pd.concat([X_without, X_struct], axis=1)
+    folds = ablation_folds(y, chemsys, int(s.folds), int(s.repeats), int(cfg.seed))
+    per_fold = compare(X_without, X_with, y, chemsys, folds, spec, params, g.calibration,
+                       int(g.inner_folds), int(cfg.seed), int(g.n_jobs))  # fmt: skip
+    metrics = {
+        "model": s.model,
+        "cifs": len(have),
+        "cifs_linked_to_ingested_records": len(set(links[OBELIX_ID]) & have),
+        "cifs_unreadable": failures,
+        "materials_with_structure": int(len(frame)),
+        "superionic": int(y.sum()),
+        "structure_features": list(X_struct.columns),
+        "comparison": summarize(per_fold),
+        "paper_264": paper_264(interim, variant_sources(cfg), s.paper_variant, cfg.dataset.dedup_rule,
+                               float(cfg.dataset.label_threshold), float(cfg.classifier.test_size)),
+    }
+    out = Path(g.report_dir)
+    paths = [write_csv(per_fold, out / TABLE_FILE),
+             write_json(metrics, out / METRICS_FILE, decimals=TABLE_DECIMALS)]
+    log.info("structure ablation on %d materials: %s", len(frame), {
+        p: round(v["paired_difference_mean"], 3) for p, v in metrics["comparison"].items()})
+    return StageResult({"materials_with_structure": len(frame)}, paths)
 
 
 def report_section(metrics: Mapping[str, Any]) -> str:

@@ -37,9 +37,10 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.io import write_json
+from superionic.stage import StageResult, stage
 from superionic.config import Sampler
 from superionic.classifier.protocol import evaluate_splits, paper_splits
-from superionic.classifier.zoo import estimator_class, suggest_params, validate_search_space
+from superionic.classifier.zoo import estimator_class, model_spec, suggest_params, validate_search_space
 
 log = logging.getLogger(__name__)
 
@@ -261,31 +262,31 @@ def _trial_logger(model: str) -> Callable[[optuna.Study, optuna.trial.FrozenTria
     return callback
 
 
-def run_stage(cfg: DictConfig, model: str) -> None:
+@stage("tune", sections=["classifier", "dataset", "features"])
+def run_stage(cfg: DictConfig, model: str) -> StageResult:
     """Tune one model (the DVC stage ``tune@<model>``), so editing one model's search space re-tunes only it."""
     import mlflow
 
     from superionic.classifier.data import fingerprint, load
     from superionic.classifier.collect import tuned_path
-    from superionic.tracking import anchored_uri, log_metrics, log_model_spec, stage_run, workspace_root
+    from superionic.tracking import anchored_uri, log_model_spec, workspace_root
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     c = cfg.classifier
     spec = model_spec(cfg, model)
     data = load(cfg.paths.dataset)
     data_hash = fingerprint(data)
-    with stage_run("tune", cfg, sections=["classifier", "dataset", "features"], run_name=f"tune-{model}"):
-        log_model_spec(model, spec)
-        callbacks = [_trial_logger(model)] if c.log_trials else []
-        res = tune_model(
-            model, spec, data.X, data.y, n_trials=c.n_trials, repeats=c.tune_repeats,
-            test_size=c.test_size, seed=cfg.seed, seed_offset=c.tune_seed_offset,
-            sampler=c.sampler, storage=anchored_uri(c.study_storage, workspace_root()), data_hash=data_hash,
-            n_jobs=c.n_jobs, callbacks=callbacks, worker_index=c.worker_index,
-            heartbeat_s=c.heartbeat_s, grace_s=c.grace_s,
-        )
-        mlflow.set_tag("optuna_study", res["study"])
-        mlflow.log_params({f"best.{k}": str(v) for k, v in res["params"].items()})
-        log_metrics({f"{model}.best_accuracy": res["accuracy"], f"{model}.n_complete": res["n_complete"]})
-        path = write_json({"data_hash": data_hash, "model": model, **res}, tuned_path(c.tune_dir, model))
+    log_model_spec(model, spec)
+    callbacks = [_trial_logger(model)] if c.log_trials else []
+    res = tune_model(
+        model, spec, data.X, data.y, n_trials=c.n_trials, repeats=c.tune_repeats,
+        test_size=c.test_size, seed=cfg.seed, seed_offset=c.tune_seed_offset,
+        sampler=c.sampler, storage=anchored_uri(c.study_storage, workspace_root()), data_hash=data_hash,
+        n_jobs=c.n_jobs, callbacks=callbacks, worker_index=c.worker_index,
+        heartbeat_s=c.heartbeat_s, grace_s=c.grace_s,
+    )
+    mlflow.set_tag("optuna_study", res["study"])
+    mlflow.log_params({f"best.{k}": str(v) for k, v in res["params"].items()})
+    path = write_json({"data_hash": data_hash, "model": model, **res}, tuned_path(c.tune_dir, model))
     log.info("wrote %s", path)
+    return StageResult({f"{model}.best_accuracy": res["accuracy"], f"{model}.n_complete": res["n_complete"]}, [])

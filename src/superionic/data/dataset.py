@@ -31,6 +31,7 @@ from superionic.data import columns as C
 from superionic.data.families import UNMAPPED, canonical_families, family_mapping_table
 from superionic.features.structure import LatticeFeaturizer
 from superionic.io import atomic_write, write_csv, write_json
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -178,34 +179,32 @@ def variant_summary(interim: pd.DataFrame, variants: dict, rule: str, threshold:
     return pd.DataFrame(rows)
 
 
-def run_stage(cfg: DictConfig) -> None:
+@stage("dataset", sections=["dataset", "datasets", "features", "paths"])
+def run_stage(cfg: DictConfig) -> StageResult:
     from superionic.data.report import write_data_report
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
-    with stage_run("dataset", cfg, sections=["dataset", "datasets", "features", "paths"]):
-        interim = pd.read_parquet(cfg.paths.interim)
-        variants = variant_sources(cfg)
-        records = select_sources(interim, list(cfg.dataset.sources), "dataset.sources")
-        records, family_table = apply_family_map(records, {k: list(v) for k, v in cfg.families.items()})
-        materials, conflicts = deduplicate(records, cfg.dataset.dedup_rule, cfg.dataset.label_threshold)
-        composition_features = pd.read_parquet(cfg.paths.composition_features)
-        frame, feature_names = attach_features(materials, composition_features, cfg.features.structural)
-        save_dataset(frame, feature_names, cfg.paths.dataset)
-        write_csv(conflicts, cfg.paths.duplicate_conflicts, float_format=None)
-        summary = variant_summary(interim, variants, cfg.dataset.dedup_rule, cfg.dataset.label_threshold)
-        metrics = {
-            "variant": cfg.dataset.variant,
-            "materials": int(len(frame)),
-            "features": len(feature_names),
-            "superionic": int(frame[C.LABEL].sum()),
-            "superionic_fraction": round(float(frame[C.LABEL].mean()), 4),
-            "conflicting_groups": int(frame[C.LABEL_CONFLICT].sum()),
-            "families": int(frame[C.FAMILY].nunique()),
-            "family_spellings_unmapped": int((family_table["status"] == UNMAPPED).sum()),
-            "feature_missing_fraction": round(float(np.isnan(frame[feature_names].to_numpy(dtype=float)).mean()), 6),
-        }
-        write_json(metrics, cfg.paths.dataset_metrics)
-        write_data_report(cfg, summary, conflicts, metrics, family_table, records)
-        log_metrics(metrics)
-        log_artifacts([cfg.paths.data_report, cfg.paths.duplicate_conflicts, cfg.paths.dataset_metrics])
-        log.info("dataset %s: %d materials, %d features", cfg.dataset.variant, len(frame), len(feature_names))
+    interim = pd.read_parquet(cfg.paths.interim)
+    variants = variant_sources(cfg)
+    records = select_sources(interim, list(cfg.dataset.sources), "dataset.sources")
+    records, family_table = apply_family_map(records, {k: list(v) for k, v in cfg.families.items()})
+    materials, conflicts = deduplicate(records, cfg.dataset.dedup_rule, cfg.dataset.label_threshold)
+    composition_features = pd.read_parquet(cfg.paths.composition_features)
+    frame, feature_names = attach_features(materials, composition_features, cfg.features.structural)
+    save_dataset(frame, feature_names, cfg.paths.dataset)
+    write_csv(conflicts, cfg.paths.duplicate_conflicts, float_format=None)
+    summary = variant_summary(interim, variants, cfg.dataset.dedup_rule, cfg.dataset.label_threshold)
+    metrics = {
+        "variant": cfg.dataset.variant,
+        "materials": int(len(frame)),
+        "features": len(feature_names),
+        "superionic": int(frame[C.LABEL].sum()),
+        "superionic_fraction": round(float(frame[C.LABEL].mean()), 4),
+        "conflicting_groups": int(frame[C.LABEL_CONFLICT].sum()),
+        "families": int(frame[C.FAMILY].nunique()),
+        "family_spellings_unmapped": int((family_table["status"] == UNMAPPED).sum()),
+        "feature_missing_fraction": round(float(np.isnan(frame[feature_names].to_numpy(dtype=float)).mean()), 6),
+    }
+    write_json(metrics, cfg.paths.dataset_metrics)
+    write_data_report(cfg, summary, conflicts, metrics, family_table, records)
+    log.info("dataset %s: %d materials, %d features", cfg.dataset.variant, len(frame), len(feature_names))
+    return StageResult(metrics, [cfg.paths.data_report, cfg.paths.duplicate_conflicts, cfg.paths.dataset_metrics])

@@ -21,6 +21,7 @@ from superionic.data import columns as C
 from superionic.data.formula import ParsedFormula, parse_formula
 from superionic.data.sources import SOURCES, read_source
 from superionic.io import write_csv, write_json, write_parquet
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -176,25 +177,22 @@ def read_all_sources(data_dir: str | Path, names: list[str] | None = None) -> pd
     return pd.concat([read_source(name, data_dir) for name in names or sorted(SOURCES)], ignore_index=True)
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
-    with stage_run("ingest", cfg, sections=["data_dir", "ingest", "paths"]):
-        raw = read_all_sources(cfg.data_dir)
-        accepted, rejected, repairs = clean_records(
-            raw, cfg.ingest.room_temperature_min_c, cfg.ingest.room_temperature_max_c
-        )
-        if accepted.empty:
-            raise ValueError(f"no conductivity rows survived ingest from {cfg.data_dir}")
-        accepted = accepted.sort_values([C.SOURCE, C.ROW]).reset_index(drop=True)
-        metrics = ingest_metrics(raw, accepted, rejected)
-        write_parquet(accepted, cfg.paths.interim)
-        write_csv(rejected, cfg.paths.rejected_rows, float_format=None)
-        write_csv(repairs, cfg.paths.repairs, float_format=None)
-        write_json(metrics, cfg.paths.ingest_metrics)
-        log_metrics(metrics)
-        log_artifacts([cfg.paths.rejected_rows, cfg.paths.repairs, cfg.paths.ingest_metrics])
-        log.info(
-            "ingest: %d read, %d accepted (%d repaired), %d rejected",
-            metrics["rows_read"], metrics["rows_accepted"], metrics["rows_repaired"], metrics["rows_rejected"],
-        )
+@stage("ingest", sections=["data_dir", "ingest", "paths"])
+def run_stage(cfg: DictConfig) -> StageResult:
+    raw = read_all_sources(cfg.data_dir)
+    accepted, rejected, repairs = clean_records(
+        raw, cfg.ingest.room_temperature_min_c, cfg.ingest.room_temperature_max_c
+    )
+    if accepted.empty:
+        raise ValueError(f"no conductivity rows survived ingest from {cfg.data_dir}")
+    accepted = accepted.sort_values([C.SOURCE, C.ROW]).reset_index(drop=True)
+    metrics = ingest_metrics(raw, accepted, rejected)
+    write_parquet(accepted, cfg.paths.interim)
+    write_csv(rejected, cfg.paths.rejected_rows, float_format=None)
+    write_csv(repairs, cfg.paths.repairs, float_format=None)
+    write_json(metrics, cfg.paths.ingest_metrics)
+    log.info(
+        "ingest: %d read, %d accepted (%d repaired), %d rejected",
+        metrics["rows_read"], metrics["rows_accepted"], metrics["rows_repaired"], metrics["rows_rejected"],
+    )
+    return StageResult(metrics, [cfg.paths.rejected_rows, cfg.paths.repairs, cfg.paths.ingest_metrics])

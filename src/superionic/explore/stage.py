@@ -38,6 +38,7 @@ from superionic.explore.space import (
     build_space,
     enumerate_space,
 )
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -318,26 +319,25 @@ def _training_table(cfg: Any) -> pd.DataFrame:
     return load(cfg.paths.dataset).frame
 
 
-def run_stage(cfg: Any) -> None:
+@stage("explore", sections=["explore"])
+def run_stage(cfg: Any) -> StageResult:
     from omegaconf import OmegaConf
 
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
-    with stage_run("explore", cfg, sections=["explore"]):
-        deployed, ensemble = _load_models(cfg)
-        train = _training_table(cfg)
-        # enum names, not members: the spec is the same plain dict a user's --spec YAML gives
-        spec = OmegaConf.to_container(cfg.explore, resolve=True, enum_to_str=True)
-        result = explore(spec, deployed, ensemble, train, int(cfg.seed))
-        figures = write_outputs(result, spec)
-        log_artifacts([spec["report"], spec["report_dir"]])
-        speed = rates(result.seconds, len(result.ranked))
-        # wall-clock figures go to MLflow only: the tracked outputs stay a function of the inputs
-        log_metrics({**{f"seconds_{k}": v for k, v in result.seconds.items()}, **speed,
-                     "compositions": figures["compositions"], "known_label_agreement": figures["known_label_agreement"],
-                     "spearman_sample": figures["ensemble_check"]["spearman_sample"]})
-        log.info("explore: %d compositions ranked, %.0f per minute (fast path), ensemble %.0f per minute",
-                 len(result.ranked), speed["fast_path_per_minute"], speed["ensemble_per_minute"])
+    deployed, ensemble = _load_models(cfg)
+    train = _training_table(cfg)
+    # enum names, not members: the spec is the same plain dict a user's --spec YAML gives
+    spec = OmegaConf.to_container(cfg.explore, resolve=True, enum_to_str=True)
+    result = explore(spec, deployed, ensemble, train, int(cfg.seed))
+    figures = write_outputs(result, spec)
+    speed = rates(result.seconds, len(result.ranked))
+    log.info("explore: %d compositions ranked, %.0f per minute (fast path), ensemble %.0f per minute",
+             len(result.ranked), speed["fast_path_per_minute"], speed["ensemble_per_minute"])
+    # wall-clock figures go to MLflow only: the tracked outputs stay a function of the inputs
+    return StageResult({**{f"seconds_{k}": v for k, v in result.seconds.items()}, **speed,
+                        "compositions": figures["compositions"],
+                        "known_label_agreement": figures["known_label_agreement"],
+                        "spearman_sample": figures["ensemble_check"]["spearman_sample"]},
+                       [spec["report"], spec["report_dir"]])
 
 
 def _site(text: str) -> dict[str, Any]:

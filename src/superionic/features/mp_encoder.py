@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from superionic.stage import StageResult, stage
+
 log = logging.getLogger(__name__)
 
 # raw-file columns (../shared/datasets/materials_project/, see its README)
@@ -241,34 +243,31 @@ def settings_from(cfg: Any) -> PretrainSettings:
                             validation_fraction=float(p.validation_fraction), seed=int(cfg.seed))  # fmt: skip
 
 
-def run_stage(cfg: Any) -> None:
+@stage("mp-pretrain", sections=["generalize", "seed"])
+def run_stage(cfg: Any) -> StageResult:
     """Stage ``mp-pretrain``: fit the composition network on the MP-2019 energies and band gaps."""
     import torch
 
     from superionic.io import write_json
     from superionic.io import save_model
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     p = cfg.generalize.pretrain
-    with stage_run("mp-pretrain", cfg, sections=["generalize", "seed"]):
-        start = time.perf_counter()
-        frame, counts = load_targets(p.formation_energy, p.band_gap)
-        amounts, parsed = parse_amounts(frame[MP_COMPOSITION].tolist(), str(p.formation_energy))
-        counts["unparsable_composition"] = int((~parsed).sum())
-        targets = frame.loc[parsed, list(TARGETS)].to_numpy(dtype=float)
-        log.info("mp-pretrain: %d compositions (%s)", len(targets), counts)
-        # one intra-op thread: the same float summation order on every machine
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            encoder, metrics = pretrain(amounts, targets, settings_from(cfg))
-        finally:
-            torch.set_num_threads(threads)
-        save_model(encoder, p.model)
-        metrics = {"rows": counts, **metrics, "elapsed_s": time.perf_counter() - start}
-        write_json({k: v for k, v in metrics.items() if k != "elapsed_s"}, p.metrics, decimals=6)
-        log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
-        log_artifacts([p.metrics])
-        log.info("mp-pretrain: validation MAE formation energy %.3f eV/atom, band gap %.3f eV (%.0f s)",
-                 metrics.get(f"validation_mae_{MP_FORMATION_ENERGY}", float("nan")),
-                 metrics.get(f"validation_mae_{MP_BAND_GAP}", float("nan")), metrics["elapsed_s"])  # fmt: skip
+    frame, counts = load_targets(p.formation_energy, p.band_gap)
+    amounts, parsed = parse_amounts(frame[MP_COMPOSITION].tolist(), str(p.formation_energy))
+    counts["unparsable_composition"] = int((~parsed).sum())
+    targets = frame.loc[parsed, list(TARGETS)].to_numpy(dtype=float)
+    log.info("mp-pretrain: %d compositions (%s)", len(targets), counts)
+    # one intra-op thread: the same float summation order on every machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        encoder, metrics = pretrain(amounts, targets, settings_from(cfg))
+    finally:
+        torch.set_num_threads(threads)
+    save_model(encoder, p.model)
+    metrics = {"rows": counts, **metrics}
+    write_json(metrics, p.metrics, decimals=6)
+    log.info("mp-pretrain: validation MAE formation energy %.3f eV/atom, band gap %.3f eV",
+             metrics.get(f"validation_mae_{MP_FORMATION_ENERGY}", float("nan")),
+             metrics.get(f"validation_mae_{MP_BAND_GAP}", float("nan")))  # fmt: skip
+    return StageResult({k: v for k, v in metrics.items() if isinstance(v, float)}, [p.metrics])

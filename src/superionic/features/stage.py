@@ -18,6 +18,7 @@ from pymatgen.core import Composition
 from superionic.data import columns as C
 from superionic.features.composition import composition_feature_labels, featurize_compositions
 from superionic.io import write_json, write_parquet
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def update_feature_cache(
     if cache is not None and list(cache.columns) == [C.COMPOSITION, *labels]:
         reusable = cache[cache[C.COMPOSITION].isin(wanted.index)]
     todo = wanted[~wanted.index.isin(reusable[C.COMPOSITION])]
+    log.info("featurize: %d compositions to compute, %d reused from the cache", len(todo), len(reusable))
     started = time.perf_counter()
     fresh = featurize_compositions([Composition(f) for f in todo])
     elapsed = time.perf_counter() - started
@@ -65,18 +67,16 @@ def read_cache(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_metrics, stage_run
-
-    with stage_run("featurize", cfg, sections=["features", "paths"]):
-        interim = pd.read_parquet(cfg.paths.interim)
-        cache_path = Path(cfg.paths.composition_features)
-        cache = read_cache(cache_path)
-        table, metrics = update_feature_cache(interim, cache)
-        write_parquet(table, cache_path)
-        # Timing and cache hits depend on history, not on the inputs; they go to
-        # MLflow only, so the DVC metrics file is a function of the inputs.
-        cache_stats = {k: metrics.pop(k) for k in ("seconds_per_1000", "computed", "reused")}
-        write_json(metrics, cfg.paths.featurize_metrics)
-        log_metrics({**metrics, **cache_stats})
-        log.info("featurize: %d compositions (%d computed, %d reused)", len(table), cache_stats["computed"], cache_stats["reused"])
+@stage("featurize", sections=["features", "paths"])
+def run_stage(cfg: DictConfig) -> StageResult:
+    interim = pd.read_parquet(cfg.paths.interim)
+    cache_path = Path(cfg.paths.composition_features)
+    cache = read_cache(cache_path)
+    table, metrics = update_feature_cache(interim, cache)
+    write_parquet(table, cache_path)
+    # Timing and cache hits depend on history, not on the inputs; they go to
+    # MLflow only, so the DVC metrics file is a function of the inputs.
+    cache_stats = {k: metrics.pop(k) for k in ("seconds_per_1000", "computed", "reused")}
+    write_json(metrics, cfg.paths.featurize_metrics)
+    log.info("featurize: %d compositions (%d computed, %d reused)", len(table), cache_stats["computed"], cache_stats["reused"])
+    return StageResult({**metrics, **cache_stats})

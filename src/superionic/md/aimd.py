@@ -16,6 +16,7 @@ from superionic.io import write_csv, write_json
 from superionic.md import plots
 from superionic.md import tables as T
 from superionic.md.io import load_aimd
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -25,34 +26,31 @@ METRICS_JSON = "aimd_metrics.json"
 FIGURE = "aimd_arrhenius.png"
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("aimd", sections=["md"])
+def run_stage(cfg: DictConfig) -> StageResult:
     md = cfg.md
     out = Path(md.report_dir)
-    with stage_run("aimd", cfg, sections=["md"]):
-        loaded = load_aimd(Path(md.aimd.data))
-        trajectories = [t for t, _ in loaded]
-        log.info("read %d AIMD runs of %d materials", len(trajectories),
-                 len({t.material for t in trajectories}))  # fmt: skip
-        results, fits = T.analyze_trajectories(trajectories, md.analysis, md.aimd.min_duration_ps)
-        runs_df, fits_df = T.runs_frame(results), T.fits_frame(fits)
-        for row in runs_df[~runs_df[T.COL_USED]].itertuples(index=False):
-            log.info("excluded %s: %s", row.source, getattr(row, T.COL_REASONS))
-        paths = [
-            write_csv(runs_df, out / RUNS_CSV),
-            write_csv(fits_df, out / FITS_CSV),
-        ]
-        metrics = T.summary_metrics(runs_df, fits_df)
-        paths.append(write_json(metrics, out / METRICS_JSON))
-        paths.append(
-            plots.arrhenius_grid(
-                [plots.Series("AIMD", runs_df, fits_df, "black")],
-                md.analysis.target_temperature,
-                out / FIGURE,
-            )
+    loaded = load_aimd(Path(md.aimd.data))
+    trajectories = [t for t, _ in loaded]
+    log.info("read %d AIMD runs of %d materials", len(trajectories),
+             len({t.material for t in trajectories}))  # fmt: skip
+    results, fits = T.analyze_trajectories(trajectories, md.analysis, md.aimd.min_duration_ps)
+    runs_df, fits_df = T.runs_frame(results), T.fits_frame(fits)
+    for row in runs_df[~runs_df[T.COL_USED]].itertuples(index=False):
+        log.info("excluded %s: %s", row.source, getattr(row, T.COL_REASONS))
+    paths = [
+        write_csv(runs_df, out / RUNS_CSV),
+        write_csv(fits_df, out / FITS_CSV),
+    ]
+    metrics = T.summary_metrics(runs_df, fits_df)
+    paths.append(write_json(metrics, out / METRICS_JSON))
+    paths.append(
+        plots.arrhenius_grid(
+            [plots.Series("AIMD", runs_df, fits_df, "black")],
+            md.analysis.target_temperature,
+            out / FIGURE,
         )
-        log_metrics({k: v for k, v in metrics.items() if k != "materials"})
-        log_artifacts(paths)
-        log.info("AIMD: %d/%d runs used, %d/%d materials fitted", metrics["n_runs_used"],
-                 metrics["n_runs"], metrics["n_materials_fitted"], metrics["n_materials"])  # fmt: skip
+    )
+    log.info("AIMD: %d/%d runs used, %d/%d materials fitted", metrics["n_runs_used"],
+             metrics["n_runs"], metrics["n_materials_fitted"], metrics["n_materials"])  # fmt: skip
+    return StageResult({k: v for k, v in metrics.items() if k != "materials"}, paths)

@@ -257,7 +257,7 @@ def _begin_production(s: _System) -> None:
 
 
 def _after_step(s: _System) -> None:
-    from superionic.md.mlip import progress_line
+    from superionic.stage import progress_line
 
     produced = s.step - s.equilibration_steps
     if produced == 0:

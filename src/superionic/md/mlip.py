@@ -39,6 +39,7 @@ from superionic.md import tables as T
 from superionic.md.analysis import REASON_UNSTABLE, Trajectory
 from superionic.config import Device, Thermostat
 from superionic.md.io import load_trajectory, save_run_files, starting_structures
+from superionic.stage import StageResult, format_duration, progress_line, stage  # noqa: F401 (md API)
 
 log = logging.getLogger(__name__)
 
@@ -155,21 +156,6 @@ class MDTiming:
     @property
     def us_per_atom_step(self) -> float:
         return 1e6 * self.wall_s / max(self.steps * self.n_atoms, 1)
-
-
-def format_duration(seconds: float) -> str:
-    """h:mm:ss for log lines; '?' while there is nothing to extrapolate from."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    total = int(round(seconds))
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
-
-
-def progress_line(label: str, done: int, total: int, elapsed_s: float) -> str:
-    """'<label>: step done/total (pct), elapsed, ETA' with the ETA from the mean rate so far."""
-    eta = elapsed_s / done * (total - done) if done > 0 else math.inf
-    return (f"{label}: step {done}/{total} ({100.0 * done / max(total, 1):.0f}%), "
-            f"elapsed {format_duration(elapsed_s)}, ETA {format_duration(eta)}")  # fmt: skip
 
 
 def run_nvt(
@@ -504,56 +490,53 @@ def trajectory_path(traj_dir: Path, material: str, temperature: float) -> Path:
     return traj_dir / material.replace(":", "_") / f"{temperature:g}K.npz"
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("mlip-md", sections=["md", "seed"])
+def run_stage(cfg: DictConfig) -> StageResult:
     md = cfg.md
     out = Path(md.report_dir)
     traj_dir = Path(md.out_dir) / TRAJ_DIR
-    with stage_run("mlip-md", cfg, sections=["md", "seed"]):
-        if traj_dir.exists():
-            # our own output folder: stale runs of another config must not linger
-            shutil.rmtree(traj_dir)
-        structures, notes = gather_structures(md)
-        if not structures:
-            raise ValueError("no structures to simulate (md.mlip.materials / cif_dir / candidates_csv)")
-        start = time.perf_counter()
-        trajectories, unstable, timings = simulate_all(structures, md.mlip, int(cfg.seed), traj_dir, cfg.cluster)
-        total_wall = time.perf_counter() - start
-        # analyse exactly the stored (float32) data, as a later re-analysis would
-        stored = [load_trajectory(trajectory_path(traj_dir, t.material, t.temperature))[0]
-                  for t in trajectories]  # fmt: skip
-        results, fits = T.analyze_trajectories(
-            stored, md.analysis, md.mlip.min_duration_ps,
-            extra_reasons={source: REASON_UNSTABLE for source in unstable},
-        )
-        runs_df = T.runs_frame(results)
-        fits_df = T.fits_frame(fits)
-        paths = [write_csv(runs_df, out / RUNS_CSV), write_csv(fits_df, out / FITS_CSV)]
-        metrics = T.summary_metrics(runs_df, fits_df)
-        metrics["label"] = str(md.mlip.label)
-        metrics["notes"] = notes
-        metrics["n_unstable"] = len(unstable)
-        paths.append(write_json(metrics, out / METRICS_JSON))
-        n_steps = sum(t["steps"] for t in timings)
-        n_atom_steps = sum(t["steps"] * t["n_atoms"] for t in timings)
-        md_wall = sum(t["wall_s"] for t in timings)
-        timing = {
-            "device": resolve_device(md.mlip.device),
-            "threads": int(md.mlip.threads),
-            "n_jobs": int(md.mlip.n_jobs),
-            "total_wall_s": round(total_wall, 1),
-            "production_steps": n_steps,
-            # all runs together, parallel jobs included
-            "steps_per_s_overall": round(n_steps / max(total_wall, 1e-9), 3),
-            "ms_per_step": round(1000.0 * md_wall / max(n_steps, 1), 2),
-            "us_per_atom_step": round(1e6 * md_wall / max(n_atom_steps, 1), 2),
-            "runs": timings,
-        }
-        # timings vary run to run: kept out of the (deterministic) metrics file
-        paths.append(write_json(timing, out / TIMING_JSON))
-        paths.append(plots.arrhenius_grid([plots.Series("MLIP", runs_df, fits_df, "tab:red")],
-                                          md.analysis.target_temperature, out / FIGURE))  # fmt: skip
-        log_metrics({k: v for k, v in metrics.items() if k not in ("materials", "notes")})
-        log_metrics({k: v for k, v in timing.items() if not isinstance(v, list | str)})
-        log_artifacts(paths)
+    if traj_dir.exists():
+        # our own output folder: stale runs of another config must not linger
+        shutil.rmtree(traj_dir)
+    structures, notes = gather_structures(md)
+    if not structures:
+        raise ValueError("no structures to simulate (md.mlip.materials / cif_dir / candidates_csv)")
+    start = time.perf_counter()
+    trajectories, unstable, timings = simulate_all(structures, md.mlip, int(cfg.seed), traj_dir, cfg.cluster)
+    total_wall = time.perf_counter() - start
+    # analyse exactly the stored (float32) data, as a later re-analysis would
+    stored = [load_trajectory(trajectory_path(traj_dir, t.material, t.temperature))[0]
+              for t in trajectories]  # fmt: skip
+    results, fits = T.analyze_trajectories(
+        stored, md.analysis, md.mlip.min_duration_ps,
+        extra_reasons={source: REASON_UNSTABLE for source in unstable},
+    )
+    runs_df = T.runs_frame(results)
+    fits_df = T.fits_frame(fits)
+    paths = [write_csv(runs_df, out / RUNS_CSV), write_csv(fits_df, out / FITS_CSV)]
+    metrics = T.summary_metrics(runs_df, fits_df)
+    metrics["label"] = str(md.mlip.label)
+    metrics["notes"] = notes
+    metrics["n_unstable"] = len(unstable)
+    paths.append(write_json(metrics, out / METRICS_JSON))
+    n_steps = sum(t["steps"] for t in timings)
+    n_atom_steps = sum(t["steps"] * t["n_atoms"] for t in timings)
+    md_wall = sum(t["wall_s"] for t in timings)
+    timing = {
+        "device": resolve_device(md.mlip.device),
+        "threads": int(md.mlip.threads),
+        "n_jobs": int(md.mlip.n_jobs),
+        "total_wall_s": round(total_wall, 1),
+        "production_steps": n_steps,
+        # all runs together, parallel jobs included
+        "steps_per_s_overall": round(n_steps / max(total_wall, 1e-9), 3),
+        "ms_per_step": round(1000.0 * md_wall / max(n_steps, 1), 2),
+        "us_per_atom_step": round(1e6 * md_wall / max(n_atom_steps, 1), 2),
+        "runs": timings,
+    }
+    # timings vary run to run: kept out of the (deterministic) metrics file
+    paths.append(write_json(timing, out / TIMING_JSON))
+    paths.append(plots.arrhenius_grid([plots.Series("MLIP", runs_df, fits_df, "tab:red")],
+                                      md.analysis.target_temperature, out / FIGURE))  # fmt: skip
+    return StageResult({**{k: v for k, v in metrics.items() if k not in ("materials", "notes")},
+                        **{k: v for k, v in timing.items() if not isinstance(v, list | str)}}, paths)

@@ -19,6 +19,7 @@ from superionic import files
 from superionic.io import write_csv, write_json, write_text
 from superionic.md import aimd, mlip, plots
 from superionic.md import tables as T
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -419,45 +420,42 @@ def barrier_statement(m: dict, label: str) -> str:
     return f"{lead}: " + "; ".join(parts) + "." + verdict + f" (MLIP runs: {label}.)"
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("md-report", sections=["md"])
+def run_stage(cfg: DictConfig) -> StageResult:
     md = cfg.md
     out = Path(md.report_dir)
-    with stage_run("md-report", cfg, sections=["md"]):
-        aimd_runs, aimd_fits = T.read_csv(out / aimd.RUNS_CSV), T.read_csv(out / aimd.FITS_CSV)
-        mlip_runs, mlip_fits = T.read_csv(out / mlip.RUNS_CSV), T.read_csv(out / mlip.FITS_CSV)
-        mlip_metrics = json.loads((out / mlip.METRICS_JSON).read_text(encoding="utf-8"))
-        # the run's settings; its wall clock stays out of tracked files (mlip.TIMING_JSON, MLflow)
-        timing = {"device": md.mlip.device, "n_jobs": md.mlip.n_jobs, "threads": md.mlip.threads}
-        comp = compare_fits(aimd_fits, mlip_fits)
-        pairs = same_temperature_pairs(aimd_runs, mlip_runs)
-        cmp_metrics = comparison_metrics(comp, pairs)
-        paths = [write_csv(comp, out / COMPARISON_CSV), write_csv(pairs, out / PAIRS_CSV),
-                 write_json(cmp_metrics, out / METRICS_JSON)]  # fmt: skip
-        paths.append(plots.arrhenius_grid(
-            [plots.Series("AIMD", aimd_runs[aimd_runs[T.COL_MATERIAL].isin(set(mlip_runs[T.COL_MATERIAL]))],
-                          aimd_fits, "black"),
-             plots.Series("MLIP", mlip_runs, mlip_fits, "tab:red")],
-            md.analysis.target_temperature, out / FIG_OVERLAY))  # fmt: skip
-        target = f"{md.analysis.target_temperature:g} K"
-        empty = np.array([])
-        col = (lambda df, c: df[c].to_numpy(float) if not df.empty else empty)  # noqa: E731
-        labels = list(comp[T.COL_MATERIAL]) if not comp.empty else []
-        paths.append(plots.parity(col(comp, C_EA_AIMD), col(comp, C_EA_AIMD_ERR), col(comp, C_EA_MLIP),
-                                  col(comp, C_EA_MLIP_ERR), labels, "Ea AIMD (eV)", "Ea MLIP (eV)",
-                                  out / FIG_PARITY_EA))  # fmt: skip
-        paths.append(plots.parity(col(comp, C_S_AIMD), col(comp, C_S_AIMD_ERR), col(comp, C_S_MLIP),
-                                  col(comp, C_S_MLIP_ERR), labels, f"log10 σ({target}) AIMD",
-                                  f"log10 σ({target}) MLIP", out / FIG_PARITY_SIGMA))  # fmt: skip
-        plabels = [f"{m} {t:g}K" for m, t in zip(pairs[T.COL_MATERIAL], pairs[T.COL_T], strict=True)] if not pairs.empty else []
-        paths.append(plots.parity(col(pairs, C_LD_AIMD), col(pairs, C_LD_AIMD_ERR), col(pairs, C_LD_MLIP),
-                                  col(pairs, C_LD_MLIP_ERR), plabels, "log10 D AIMD (cm²/s)",
-                                  "log10 D MLIP (cm²/s)", out / FIG_PARITY_D))  # fmt: skip
-        text = render(cfg, aimd_runs, aimd_fits, mlip_runs, mlip_fits, mlip_metrics, timing, comp,
-                      pairs, cmp_metrics)  # fmt: skip
-        report = write_text(text, md.report)
-        paths.append(report)
-        log_metrics(cmp_metrics)
-        log_artifacts(paths)
-        log.info("wrote %s", report)
+    aimd_runs, aimd_fits = T.read_csv(out / aimd.RUNS_CSV), T.read_csv(out / aimd.FITS_CSV)
+    mlip_runs, mlip_fits = T.read_csv(out / mlip.RUNS_CSV), T.read_csv(out / mlip.FITS_CSV)
+    mlip_metrics = json.loads((out / mlip.METRICS_JSON).read_text(encoding="utf-8"))
+    # the run's settings; its wall clock stays out of tracked files (mlip.TIMING_JSON, MLflow)
+    timing = {"device": md.mlip.device, "n_jobs": md.mlip.n_jobs, "threads": md.mlip.threads}
+    comp = compare_fits(aimd_fits, mlip_fits)
+    pairs = same_temperature_pairs(aimd_runs, mlip_runs)
+    cmp_metrics = comparison_metrics(comp, pairs)
+    paths = [write_csv(comp, out / COMPARISON_CSV), write_csv(pairs, out / PAIRS_CSV),
+             write_json(cmp_metrics, out / METRICS_JSON)]  # fmt: skip
+    paths.append(plots.arrhenius_grid(
+        [plots.Series("AIMD", aimd_runs[aimd_runs[T.COL_MATERIAL].isin(set(mlip_runs[T.COL_MATERIAL]))],
+                      aimd_fits, "black"),
+         plots.Series("MLIP", mlip_runs, mlip_fits, "tab:red")],
+        md.analysis.target_temperature, out / FIG_OVERLAY))  # fmt: skip
+    target = f"{md.analysis.target_temperature:g} K"
+    empty = np.array([])
+    col = (lambda df, c: df[c].to_numpy(float) if not df.empty else empty)  # noqa: E731
+    labels = list(comp[T.COL_MATERIAL]) if not comp.empty else []
+    paths.append(plots.parity(col(comp, C_EA_AIMD), col(comp, C_EA_AIMD_ERR), col(comp, C_EA_MLIP),
+                              col(comp, C_EA_MLIP_ERR), labels, "Ea AIMD (eV)", "Ea MLIP (eV)",
+                              out / FIG_PARITY_EA))  # fmt: skip
+    paths.append(plots.parity(col(comp, C_S_AIMD), col(comp, C_S_AIMD_ERR), col(comp, C_S_MLIP),
+                              col(comp, C_S_MLIP_ERR), labels, f"log10 σ({target}) AIMD",
+                              f"log10 σ({target}) MLIP", out / FIG_PARITY_SIGMA))  # fmt: skip
+    plabels = [f"{m} {t:g}K" for m, t in zip(pairs[T.COL_MATERIAL], pairs[T.COL_T], strict=True)] if not pairs.empty else []
+    paths.append(plots.parity(col(pairs, C_LD_AIMD), col(pairs, C_LD_AIMD_ERR), col(pairs, C_LD_MLIP),
+                              col(pairs, C_LD_MLIP_ERR), plabels, "log10 D AIMD (cm²/s)",
+                              "log10 D MLIP (cm²/s)", out / FIG_PARITY_D))  # fmt: skip
+    text = render(cfg, aimd_runs, aimd_fits, mlip_runs, mlip_fits, mlip_metrics, timing, comp,
+                  pairs, cmp_metrics)  # fmt: skip
+    report = write_text(text, md.report)
+    paths.append(report)
+    log.info("wrote %s", report)
+    return StageResult(cmp_metrics, paths)

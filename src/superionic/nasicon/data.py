@@ -27,6 +27,7 @@ from pymatgen.core import Composition
 from sklearn.model_selection import train_test_split
 
 from superionic.io import write_json, write_parquet
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -228,20 +229,17 @@ def feature_names(data: pd.DataFrame) -> list[str]:
     return [c for c in data.columns if c not in skip]
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("nasicon-data", sections=["data_dir", "seed", "nasicon"])
+def run_stage(cfg: DictConfig) -> StageResult:
     n = cfg.nasicon
     raw = load_raw(Path(cfg.data_dir))
-    with stage_run("nasicon-data", cfg, sections=["data_dir", "seed", "nasicon"]):
-        data, checks = assemble(
-            raw["train"], raw["test"], raw["train_2d"], raw["test_2d"], raw["features"],
-            raw["exp"], float(n.stable_threshold), float(n.validation_fraction),
-            float(n.na_rich_min), int(cfg.seed),
-        )
-        out = write_parquet(data, n.paths.data)
-        metrics = {"checks": checks, "table1": table1_statistics(data)}
-        write_json(metrics, n.paths.data_metrics)
-        log_metrics(metrics)
-        log_artifacts([n.paths.data_metrics])
+    data, checks = assemble(
+        raw["train"], raw["test"], raw["train_2d"], raw["test_2d"], raw["features"],
+        raw["exp"], float(n.stable_threshold), float(n.validation_fraction),
+        float(n.na_rich_min), int(cfg.seed),
+    )
+    out = write_parquet(data, n.paths.data)
+    metrics = {"checks": checks, "table1": table1_statistics(data)}
+    write_json(metrics, n.paths.data_metrics)
     log.info("wrote %s (%d compositions)", out, len(data))
+    return StageResult(metrics, [n.paths.data_metrics])

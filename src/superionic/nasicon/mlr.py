@@ -27,6 +27,7 @@ from superionic.io import write_csv, write_json
 from superionic.nasicon import data as nd
 from superionic.nasicon import sis as ns
 from superionic.nasicon.ranking import direction, pair_search, ranking_accuracy, standardize
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -168,20 +169,17 @@ def run_mlr(data: pd.DataFrame, sis: pd.DataFrame, values: np.ndarray, cfg: Dict
     return table, {"metrics": metrics, "timing": timing}
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("nasicon-mlr", sections=["seed", "descriptor", "nasicon"])
+def run_stage(cfg: DictConfig) -> StageResult:
     paths = cfg.nasicon.paths
     data = pd.read_parquet(paths.data)
     sis = pd.read_csv(paths.sis_features)
     values = np.load(paths.sis_matrix)
-    with stage_run("nasicon-mlr", cfg, sections=["seed", "descriptor", "nasicon"]):
-        t0 = time.perf_counter()
-        table, out = run_mlr(data, sis, values, cfg)
-        out["timing"]["stage_wall_s"] = round(time.perf_counter() - t0, 2)
-        write_csv(table, paths.mlr_top, float_format="%.8f")
-        write_json(out["metrics"], paths.mlr_metrics)
-        write_json(out["timing"], Path(paths.timings) / "mlr.json")
-        log_metrics({**out["metrics"], "timing": out["timing"]})
-        log_artifacts([paths.mlr_top, paths.mlr_metrics])
+    t0 = time.perf_counter()
+    table, out = run_mlr(data, sis, values, cfg)
+    out["timing"]["stage_wall_s"] = round(time.perf_counter() - t0, 2)
+    write_csv(table, paths.mlr_top, float_format="%.8f")
+    write_json(out["metrics"], paths.mlr_metrics)
+    write_json(out["timing"], Path(paths.timings) / "mlr.json")
     log.info("MLR: best %s | %s", table.iloc[0]["feature_1"], table.iloc[0]["feature_2"])
+    return StageResult({**out["metrics"], "timing": out["timing"]}, [paths.mlr_top, paths.mlr_metrics])

@@ -19,6 +19,7 @@ from omegaconf import DictConfig  # noqa: E402
 from superionic.io import PNG_METADATA, save_figure, write_text  # noqa: E402
 from superionic.nasicon import data as nd  # noqa: E402
 from superionic.nasicon.svc import DESCRIPTORS, PAPER_BOUNDARY  # noqa: E402
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -316,11 +317,9 @@ def render(cfg: DictConfig) -> tuple[str, list[Path]]:
     return "\n".join(L) + "\n", figs
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, stage_run
-
-    with stage_run("nasicon-report", cfg, sections=["nasicon"]):
-        text, figs = render(cfg)
-        write_text(text, cfg.nasicon.paths.report)
-        log_artifacts([cfg.nasicon.paths.report, *figs])
+@stage("nasicon-report", sections=["nasicon"])
+def run_stage(cfg: DictConfig) -> StageResult:
+    text, figs = render(cfg)
+    write_text(text, cfg.nasicon.paths.report)
     log.info("wrote %s", cfg.nasicon.paths.report)
+    return StageResult(artifacts=[cfg.nasicon.paths.report, *figs])

@@ -23,6 +23,7 @@ from superionic.io import write_csv, write_json, write_npy
 from superionic.nasicon import data as nd
 from superionic.config import SisTarget
 from superionic.nasicon.space import SISResult, build_and_screen, params_from_cfg
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -100,28 +101,25 @@ def sis_metrics(res: SISResult, cfg: DictConfig) -> dict:
     }
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("nasicon-sis", sections=["seed", "descriptor"])
+def run_stage(cfg: DictConfig) -> StageResult:
     paths = cfg.nasicon.paths
     data = pd.read_parquet(paths.data)
-    with stage_run("nasicon-sis", cfg, sections=["seed", "descriptor"]):
-        t0 = time.perf_counter()
-        res = run_sis(data, cfg)
-        wall = time.perf_counter() - t0
-        table = sis_table(res)
-        write_csv(table, paths.sis_features, float_format=None)
-        write_npy(res.values, paths.sis_matrix)
-        metrics = sis_metrics(res, cfg)
-        write_json(metrics, paths.sis_metrics)
-        timings = {
-            "stage_wall_s": round(wall, 2),
-            **{k: round(v, 2) for k, v in res.timings.items()},
-            "features_per_s": round(res.n_candidates / res.timings["generate_and_sis_s"], 1),
-            # Peak resident memory of the process (Linux: KiB).
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        }
-        write_json(timings, Path(paths.timings) / "sis.json")
-        log_metrics({**metrics, "timing": timings})
-        log_artifacts([paths.sis_features, paths.sis_metrics])
+    t0 = time.perf_counter()
+    res = run_sis(data, cfg)
+    wall = time.perf_counter() - t0
+    table = sis_table(res)
+    write_csv(table, paths.sis_features, float_format=None)
+    write_npy(res.values, paths.sis_matrix)
+    metrics = sis_metrics(res, cfg)
+    write_json(metrics, paths.sis_metrics)
+    timings = {
+        "stage_wall_s": round(wall, 2),
+        **{k: round(v, 2) for k, v in res.timings.items()},
+        "features_per_s": round(res.n_candidates / res.timings["generate_and_sis_s"], 1),
+        # Peak resident memory of the process (Linux: KiB).
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    write_json(timings, Path(paths.timings) / "sis.json")
     log.info("SIS: %d candidates -> %d kept (%.1f s)", res.n_candidates, len(table), wall)
+    return StageResult({**metrics, "timing": timings}, [paths.sis_features, paths.sis_metrics])

@@ -60,6 +60,7 @@ from superionic.nasicon.ranking import (
     triple_search,
 )
 from superionic.nasicon.space import SpaceParams, build_and_screen, params_from_cfg
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -364,26 +365,23 @@ def metrics_of(sel: Selection, table: pd.DataFrame, chosen: Found, cfg: DictConf
     })
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("nasicon-sisso", sections=["seed", "descriptor"])
+def run_stage(cfg: DictConfig) -> StageResult:
     paths = cfg.nasicon.paths
     data = pd.read_parquet(paths.data)
-    with stage_run("nasicon-sisso", cfg, sections=["seed", "descriptor"]):
-        t0 = time.perf_counter()
-        sel = run_select(data, cfg)
-        # Selection is over; the test targets are read here, once.
-        table, chosen = final_table(sel, data, float(cfg.descriptor.ranking_ridge))
-        write_csv(table, paths.sisso_table, float_format="%.8f")
-        write_csv(chosen_values(sel, chosen, data), paths.sisso_descriptor, float_format="%.10g")
-        metrics = metrics_of(sel, table, chosen, cfg)
-        write_json(metrics, paths.sisso_metrics)
-        timings = {"stage_wall_s": round(time.perf_counter() - t0, 2),
-                   # Peak resident memory of the process (Linux: KiB).
-                   "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                   **{k: round(v, 2) for k, v in sel.timings.items()}}
-        write_json(timings, Path(paths.timings) / "sisso.json")
-        log_metrics({**metrics, "timing": timings})
-        log_artifacts([paths.sisso_table, paths.sisso_metrics])
+    t0 = time.perf_counter()
+    sel = run_select(data, cfg)
+    # Selection is over; the test targets are read here, once.
+    table, chosen = final_table(sel, data, float(cfg.descriptor.ranking_ridge))
+    write_csv(table, paths.sisso_table, float_format="%.8f")
+    write_csv(chosen_values(sel, chosen, data), paths.sisso_descriptor, float_format="%.10g")
+    metrics = metrics_of(sel, table, chosen, cfg)
+    write_json(metrics, paths.sisso_metrics)
+    timings = {"stage_wall_s": round(time.perf_counter() - t0, 2),
+               # Peak resident memory of the process (Linux: KiB).
+               "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+               **{k: round(v, 2) for k, v in sel.timings.items()}}
+    write_json(timings, Path(paths.timings) / "sisso.json")
     log.info("SISSO: chosen %s %dD %s (validation %.4f)", chosen.variant, chosen.dimension,
              chosen.expressions, chosen.val_accuracy)
+    return StageResult({**metrics, "timing": timings}, [paths.sisso_table, paths.sisso_metrics])

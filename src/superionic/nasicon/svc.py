@@ -29,6 +29,7 @@ from sklearn.svm import SVC
 from superionic.io import write_csv, write_json
 from superionic.nasicon import data as nd
 from superionic.nasicon import sis as ns
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -260,9 +261,8 @@ def run_svc(
     return _round(metrics), preds, exp_table
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("nasicon-svc", sections=["seed", "nasicon"])
+def run_stage(cfg: DictConfig) -> StageResult:
     paths = cfg.nasicon.paths
     data = pd.read_parquet(paths.data)
     sis = pd.read_csv(paths.sis_features)
@@ -270,12 +270,10 @@ def run_stage(cfg: DictConfig) -> None:
     top = pd.read_csv(paths.mlr_top)
     sisso_values = pd.read_csv(paths.sisso_descriptor)
     sisso_features = json.loads(Path(paths.sisso_metrics).read_text(encoding="utf-8"))["chosen"]["features"]
-    with stage_run("nasicon-svc", cfg, sections=["seed", "nasicon"]):
-        metrics, preds, exp_table = run_svc(data, sis, values, top, cfg, sisso_values, sisso_features)
-        write_csv(preds, paths.svc_predictions, float_format="%.8g")
-        write_csv(exp_table, paths.experimental, float_format="%.8g")
-        write_json(metrics, paths.svc_metrics)
-        log_metrics(metrics)
-        log_artifacts([paths.svc_metrics, paths.experimental])
+    metrics, preds, exp_table = run_svc(data, sis, values, top, cfg, sisso_values, sisso_features)
+    write_csv(preds, paths.svc_predictions, float_format="%.8g")
+    write_csv(exp_table, paths.experimental, float_format="%.8g")
+    write_json(metrics, paths.svc_metrics)
     for name in DESCRIPTORS:
         log.info("%s: %s", name, metrics[name]["boundary"]["text"])
+    return StageResult(metrics, [paths.svc_metrics, paths.experimental])

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from superionic.stage import StageResult, stage
+
 # headline key -> (source file key in HEADLINE_SOURCES, dotted path inside that file)
 HEADLINE: dict[str, tuple[str, str]] = {
     "classifier.paper_accuracy_gb": ("classifier", "paper.gb.accuracy_mean"),
@@ -71,13 +73,12 @@ def select(documents: Mapping[str, Mapping[str, Any]], paths: Mapping[str, Path]
     return out
 
 
-def run_stage(cfg: Any) -> None:
+@stage("headline", sections=["headline"])
+def run_stage(cfg: Any) -> StageResult:
     from superionic.io import write_json
-    from superionic.tracking import log_metrics, stage_run
 
     paths = headline_sources(cfg)
-    with stage_run("headline", cfg, sections=["headline"]):
-        documents = {name: json.loads(path.read_text(encoding="utf-8")) for name, path in paths.items()}
-        headline = select(documents, paths)
-        write_json(headline, cfg.headline.metrics)
-        log_metrics(headline)
+    documents = {name: json.loads(path.read_text(encoding="utf-8")) for name, path in paths.items()}
+    headline = select(documents, paths)
+    write_json(headline, cfg.headline.metrics)
+    return StageResult(headline)

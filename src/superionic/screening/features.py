@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from superionic.screening import columns as C
 from superionic.io import TABLE_DECIMALS, report_path, write_json, write_parquet
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +46,22 @@ def features_for(table: pd.DataFrame, features: pd.DataFrame, columns: list[str]
     return out.astype(float)
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("pool-features", sections=["screen"])
+def run_stage(cfg: DictConfig) -> StageResult:
     screen = cfg.screen
-    with stage_run("pool-features", cfg, sections=["screen"]):
-        formulas = pd.concat(
-            [pd.read_parquet(path, columns=[C.REDUCED_FORMULA])[C.REDUCED_FORMULA] for path in (screen.pool, screen.pool2024)]
-        )
-        start = time.perf_counter()
-        features = featurize_pool(formulas)
-        seconds = time.perf_counter() - start
-        values = features.drop(columns=[C.REDUCED_FORMULA]).to_numpy(dtype=float)
-        metrics = {
-            "n_formulas": len(features),
-            "n_unreadable": int((~np.isfinite(values).any(axis=1)).sum()),
-            "n_rows_with_nan": int((~np.isfinite(values)).any(axis=1).sum()),
-        }
-        write_parquet(features, screen.pool_features)
-        path = write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS)
-        log_metrics({**metrics, "featurize_seconds": seconds})
-        log_artifacts([path])
-        log.info("pool-features: %d formulas in %.1f s", len(features), seconds)
+    formulas = pd.concat(
+        [pd.read_parquet(path, columns=[C.REDUCED_FORMULA])[C.REDUCED_FORMULA] for path in (screen.pool, screen.pool2024)]
+    )
+    start = time.perf_counter()
+    features = featurize_pool(formulas)
+    seconds = time.perf_counter() - start
+    values = features.drop(columns=[C.REDUCED_FORMULA]).to_numpy(dtype=float)
+    metrics = {
+        "n_formulas": len(features),
+        "n_unreadable": int((~np.isfinite(values).any(axis=1)).sum()),
+        "n_rows_with_nan": int((~np.isfinite(values)).any(axis=1).sum()),
+    }
+    write_parquet(features, screen.pool_features)
+    path = write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS)
+    log.info("pool-features: %d formulas in %.1f s", len(features), seconds)
+    return StageResult({**metrics, "featurize_seconds": seconds}, [path])

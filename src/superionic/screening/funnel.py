@@ -36,6 +36,7 @@ from superionic.screening.config import Release
 from superionic.io import PNG_METADATA, TABLE_DECIMALS, report_path, save_figure, write_csv, write_json, write_parquet
 from superionic.screening.mpdata import GAP_FILE_MAX_E_HULL, GAP_FILE_MIN_GAP
 from superionic.screening.columns import GGA_MISSING, SOURCE_GGA, SOURCE_UNKNOWN, V_OX_ERROR
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -321,38 +322,35 @@ def funnel_metrics(by_release: dict[str, pd.DataFrame], selected: str) -> dict:
     return out
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("funnel", sections=["screen"])
+def run_stage(cfg: DictConfig) -> StageResult:
     screen = cfg.screen
     thresholds = Thresholds.from_config(screen)
     selected = Release(screen.release).value
-    with stage_run("funnel", cfg, sections=["screen"]):
-        inputs = {
-            Release.mp2024.value: input_2024(pd.read_parquet(screen.pool2024), pd.read_parquet(screen.voltage)),
-            Release.mp2019.value: input_2019(pd.read_parquet(screen.pool), pd.read_parquet(screen.thermo)),
-        }
-        # the selected release first: it leads every table and figure
-        order = [selected, *[r for r in inputs if r != selected]]
-        by_release = {r: apply_filters(inputs[r], thresholds)[FUNNEL_COLUMNS] for r in order}
-        chosen = by_release[selected]
-        compare = compare_releases(by_release)
-        anions = pd.concat(
-            [anion_breakdown(f).assign(**{C.RELEASE: r}) for r, f in by_release.items()], ignore_index=True
-        )
-        sweep = tolerance_sweep(inputs[selected], thresholds, list(screen.ehull_sweep))
-        metrics = funnel_metrics(by_release, selected)
-        write_parquet(pd.concat(by_release.values(), ignore_index=True), screen.funnel)
-        outputs = [
-            write_csv(compare, report_path(screen.report_dir, COUNTS_FILE)),
-            write_csv(anions, report_path(screen.report_dir, ANIONS_FILE)),
-            write_csv(chosen[chosen[C.SURVIVES]], report_path(screen.report_dir, SURVIVORS_FILE)),
-            write_csv(chosen[unknown_window(chosen)], report_path(screen.report_dir, UNKNOWN_FILE)),
-            write_csv(sweep, report_path(screen.report_dir, SWEEP_FILE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
-            plot_funnel(compare, anions[anions[C.RELEASE] == selected], order, report_path(screen.report_dir, FIGURE_FILE)),
-        ]
-        log_metrics(metrics)
-        log_artifacts(outputs)
-        for release, filtered in by_release.items():
-            log.info("funnel %s: %s", release, " -> ".join(str(n) for n in funnel_counts(filtered)["n"]))
+    inputs = {
+        Release.mp2024.value: input_2024(pd.read_parquet(screen.pool2024), pd.read_parquet(screen.voltage)),
+        Release.mp2019.value: input_2019(pd.read_parquet(screen.pool), pd.read_parquet(screen.thermo)),
+    }
+    # the selected release first: it leads every table and figure
+    order = [selected, *[r for r in inputs if r != selected]]
+    by_release = {r: apply_filters(inputs[r], thresholds)[FUNNEL_COLUMNS] for r in order}
+    chosen = by_release[selected]
+    compare = compare_releases(by_release)
+    anions = pd.concat(
+        [anion_breakdown(f).assign(**{C.RELEASE: r}) for r, f in by_release.items()], ignore_index=True
+    )
+    sweep = tolerance_sweep(inputs[selected], thresholds, list(screen.ehull_sweep))
+    metrics = funnel_metrics(by_release, selected)
+    write_parquet(pd.concat(by_release.values(), ignore_index=True), screen.funnel)
+    outputs = [
+        write_csv(compare, report_path(screen.report_dir, COUNTS_FILE)),
+        write_csv(anions, report_path(screen.report_dir, ANIONS_FILE)),
+        write_csv(chosen[chosen[C.SURVIVES]], report_path(screen.report_dir, SURVIVORS_FILE)),
+        write_csv(chosen[unknown_window(chosen)], report_path(screen.report_dir, UNKNOWN_FILE)),
+        write_csv(sweep, report_path(screen.report_dir, SWEEP_FILE)),
+        write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
+        plot_funnel(compare, anions[anions[C.RELEASE] == selected], order, report_path(screen.report_dir, FIGURE_FILE)),
+    ]
+    for release, filtered in by_release.items():
+        log.info("funnel %s: %s", release, " -> ".join(str(n) for n in funnel_counts(filtered)["n"]))
+    return StageResult(metrics, outputs)

@@ -52,6 +52,8 @@ import numpy as np
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
 
+from superionic.stage import progress
+
 log = logging.getLogger(__name__)
 
 LITHIUM = "Li"
@@ -225,11 +227,13 @@ def hull_and_windows(
     order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i].amounts) * len(tasks[i].elements))
     args = [(tasks[i], tol) for i in order]
     if n_jobs > 1:
-        # spawn, not fork: the parent may hold MLflow threads and locks.
+        # spawn, not fork: the parent may hold MLflow threads and locks. imap keeps
+        # map's order and chunking, and hands results over as they finish.
         with get_context("spawn").Pool(n_jobs) as workers:
-            results_ordered = workers.map(_evaluate, args, chunksize=1)
+            done = workers.imap(_evaluate, args, chunksize=1)
+            results_ordered = list(progress(done, total=len(args), label="thermo", unit="phase diagrams"))
     else:
-        results_ordered = [_evaluate(a) for a in args]
+        results_ordered = [_evaluate(a) for a in progress(args, label="thermo", unit="phase diagrams")]
     results: list[SystemResult] = [None] * len(tasks)  # type: ignore[list-item]
     for i, result in zip(order, results_ordered, strict=True):
         results[i] = result

@@ -19,6 +19,7 @@ from superionic.screening import columns as C
 from superionic.screening.anions import CLASSES, classify_formula
 from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
 from superionic.screening.mpdata import read_all_polymorphs
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -103,19 +104,16 @@ def pool_metrics(polymorphs: pd.DataFrame, pool: pd.DataFrame, unparsed: pd.Data
     }
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
-
+@stage("mp-pool", sections=["data_dir", "screen"])
+def run_stage(cfg: DictConfig) -> StageResult:
     screen = cfg.screen
-    with stage_run("mp-pool", cfg, sections=["data_dir", "screen"]):
-        polymorphs = read_all_polymorphs(cfg.data_dir)
-        pool, unparsed = build_pool(polymorphs)
-        metrics = pool_metrics(polymorphs, pool, unparsed)
-        write_parquet(pool, screen.pool)
-        outputs = [
-            write_csv(unparsed, report_path(screen.report_dir, UNPARSED_FILE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
-        ]
-        log_metrics(metrics)
-        log_artifacts(outputs)
-        log.info("pool: %d Li entries of %d (%d unparsed)", len(pool), len(polymorphs), len(unparsed))
+    polymorphs = read_all_polymorphs(cfg.data_dir)
+    pool, unparsed = build_pool(polymorphs)
+    metrics = pool_metrics(polymorphs, pool, unparsed)
+    write_parquet(pool, screen.pool)
+    outputs = [
+        write_csv(unparsed, report_path(screen.report_dir, UNPARSED_FILE)),
+        write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
+    ]
+    log.info("pool: %d Li entries of %d (%d unparsed)", len(pool), len(polymorphs), len(unparsed))
+    return StageResult(metrics, outputs)

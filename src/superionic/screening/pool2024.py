@@ -34,6 +34,7 @@ from superionic.screening.anions import CLASSES
 from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
 from superionic.screening.mpdata import GAP_FILE_MAX_E_HULL, GAP_FILE_MIN_GAP
 from superionic.screening.pool import li_entries, parse_formula, task_id_sort_key
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -122,21 +123,19 @@ def pool_2024_metrics(materials: pd.DataFrame, pool: pd.DataFrame, unparsed: pd.
     }
 
 
-def run_stage(cfg: DictConfig) -> None:
+@stage("mp2024-pool", sections=["data_dir", "screen"])
+def run_stage(cfg: DictConfig) -> StageResult:
     from superionic.screening.mpdata import read_mp2024_e_hull, read_mp2024_li_gaps
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     screen = cfg.screen
-    with stage_run("mp2024-pool", cfg, sections=["data_dir", "screen"]):
-        materials = read_mp2024_e_hull(cfg.data_dir)
-        gaps = read_mp2024_li_gaps(cfg.data_dir)
-        pool, unparsed, checks = build_pool_2024(materials, gaps)
-        metrics = pool_2024_metrics(materials, pool, unparsed, checks)
-        write_parquet(pool, screen.pool2024)
-        outputs = [
-            write_csv(unparsed, report_path(screen.report_dir, UNPARSED_FILE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
-        ]
-        log_metrics(metrics)
-        log_artifacts(outputs)
-        log.info("mp2024 pool: %d Li materials of %d; band gaps: %s", len(pool), len(materials), metrics["band_gap"])
+    materials = read_mp2024_e_hull(cfg.data_dir)
+    gaps = read_mp2024_li_gaps(cfg.data_dir)
+    pool, unparsed, checks = build_pool_2024(materials, gaps)
+    metrics = pool_2024_metrics(materials, pool, unparsed, checks)
+    write_parquet(pool, screen.pool2024)
+    outputs = [
+        write_csv(unparsed, report_path(screen.report_dir, UNPARSED_FILE)),
+        write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
+    ]
+    log.info("mp2024 pool: %d Li materials of %d; band gaps: %s", len(pool), len(materials), metrics["band_gap"])
+    return StageResult(metrics, outputs)

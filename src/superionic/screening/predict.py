@@ -56,6 +56,7 @@ from superionic.classifier.ensemble import (
 )
 from superionic.classifier.generalize import ABSTAIN, P_CALIBRATED
 from superionic.screening import columns as C
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -336,56 +337,54 @@ def predict_metrics(ranked: pd.DataFrame, unknown: pd.DataFrame, scores: pd.Data
     return out
 
 
-def run_stage(cfg: DictConfig) -> None:
+@stage("screen-predict", sections=["screen", "classifier", "cluster"])
+def run_stage(cfg: DictConfig) -> StageResult:
     from superionic.data.dataset import load_dataset
     from superionic.classifier.ensemble import load_ensemble, load_verified
     from superionic.classifier.generalize import DeployedModel
     from superionic.screening.config import Release
     from superionic.screening.features import features_for
     from superionic.screening.funnel import alive_after, unknown_window
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     screen = cfg.screen
-    with stage_run("screen-predict", cfg, sections=["screen", "classifier", "cluster"]):
-        funnel = pd.read_parquet(screen.funnel)
-        funnel = funnel[funnel[C.RELEASE] == Release(screen.release).value].reset_index(drop=True)
-        ensemble = load_ensemble(cfg.classifier.ensemble_model)
-        train, _ = load_dataset(cfg.paths.dataset)
-        formulas = pd.DataFrame({C.REDUCED_FORMULA: sorted(set(funnel[C.REDUCED_FORMULA]))})
-        features = features_for(formulas, pd.read_parquet(screen.pool_features), list(ensemble.feature_columns))
-        assess = partial(assess_on_cluster, ensemble, cluster=cfg.cluster, n_workers=int(screen.workers),
-                         chunk_size=int(screen.chunk_size)) if screen.workers > 1 else None
-        scores, threshold = score_formulas(formulas[C.REDUCED_FORMULA], features, ensemble, train, screen, assess)
-        deployed = load_verified(cfg.generalize.model, DeployedModel, "generalize.model", "generalize")
-        scores = pd.concat([scores, trust_columns(formulas[C.REDUCED_FORMULA], features, deployed)], axis=1)
-        ranked = rank(funnel[funnel[C.SURVIVES]], scores, train)
-        unknown = rank(funnel[unknown_window(funnel)], scores, train)
-        reached = rank(funnel[alive_after(funnel, "e_hull")], scores, train)
-        members = list(ensemble.member_names)
-        hist = votes_histogram(ranked, members, ensemble.n_splits)
-        metrics = predict_metrics(ranked, unknown, scores, members, threshold, ensemble.n_splits, screen.p_min)
-        answered = ~ranked[ABSTAIN].fillna(True).astype(bool).to_numpy()
-        metrics.update({
-            "trust_coverage": deployed.coverage,
-            "n_survivors_answered": int(answered.sum()),
-            "n_p_calibrated_min_answered_in_domain": int(
-                (answered & (ranked[P_CALIBRATED] >= screen.p_min).to_numpy() & (ranked[C.AD_FLAG] == NEAR).to_numpy()).sum()),
-        })  # fmt: skip
-        write_parquet(scores, screen.predictions)
-        outputs = [
-            write_csv(ranked[RANKED_COLUMNS], report_path(screen.report_dir, RANKED_FILE)),
-            write_csv(unknown[RANKED_COLUMNS], report_path(screen.report_dir, UNKNOWN_RANKED_FILE)),
-            write_csv(md_handoff(ranked, screen.md_handoff_top),
-                      report_path(screen.report_dir, MD_HANDOFF_FILE)),
-            write_csv(ranking_sweep(funnel, scores, list(screen.ehull_sweep), screen.p_min),
-                      report_path(screen.report_dir, SWEEP_FILE)),
-            write_csv(hist, report_path(screen.report_dir, VOTES_FILE)),
-            plot_votes(hist, members, report_path(screen.report_dir, VOTES_FIGURE)),
-            plot_p_vs_vox(reached, screen.oxidation_voltage_min, screen.p_min,
-                          report_path(screen.report_dir, MAP_FIGURE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
-        ]
-        log_metrics(metrics)
-        log_artifacts(outputs)
-        log.info("screen-predict: %d survivors, %d with P >= %g in domain",
-                 metrics["n_survivors"], metrics["n_p_min_in_domain"], screen.p_min)
+    funnel = pd.read_parquet(screen.funnel)
+    funnel = funnel[funnel[C.RELEASE] == Release(screen.release).value].reset_index(drop=True)
+    ensemble = load_ensemble(cfg.classifier.ensemble_model)
+    train, _ = load_dataset(cfg.paths.dataset)
+    formulas = pd.DataFrame({C.REDUCED_FORMULA: sorted(set(funnel[C.REDUCED_FORMULA]))})
+    features = features_for(formulas, pd.read_parquet(screen.pool_features), list(ensemble.feature_columns))
+    assess = partial(assess_on_cluster, ensemble, cluster=cfg.cluster, n_workers=int(screen.workers),
+                     chunk_size=int(screen.chunk_size)) if screen.workers > 1 else None
+    scores, threshold = score_formulas(formulas[C.REDUCED_FORMULA], features, ensemble, train, screen, assess)
+    deployed = load_verified(cfg.generalize.model, DeployedModel, "generalize.model", "generalize")
+    scores = pd.concat([scores, trust_columns(formulas[C.REDUCED_FORMULA], features, deployed)], axis=1)
+    ranked = rank(funnel[funnel[C.SURVIVES]], scores, train)
+    unknown = rank(funnel[unknown_window(funnel)], scores, train)
+    reached = rank(funnel[alive_after(funnel, "e_hull")], scores, train)
+    members = list(ensemble.member_names)
+    hist = votes_histogram(ranked, members, ensemble.n_splits)
+    metrics = predict_metrics(ranked, unknown, scores, members, threshold, ensemble.n_splits, screen.p_min)
+    answered = ~ranked[ABSTAIN].fillna(True).astype(bool).to_numpy()
+    metrics.update({
+        "trust_coverage": deployed.coverage,
+        "n_survivors_answered": int(answered.sum()),
+        "n_p_calibrated_min_answered_in_domain": int(
+            (answered & (ranked[P_CALIBRATED] >= screen.p_min).to_numpy() & (ranked[C.AD_FLAG] == NEAR).to_numpy()).sum()),
+    })  # fmt: skip
+    write_parquet(scores, screen.predictions)
+    outputs = [
+        write_csv(ranked[RANKED_COLUMNS], report_path(screen.report_dir, RANKED_FILE)),
+        write_csv(unknown[RANKED_COLUMNS], report_path(screen.report_dir, UNKNOWN_RANKED_FILE)),
+        write_csv(md_handoff(ranked, screen.md_handoff_top),
+                  report_path(screen.report_dir, MD_HANDOFF_FILE)),
+        write_csv(ranking_sweep(funnel, scores, list(screen.ehull_sweep), screen.p_min),
+                  report_path(screen.report_dir, SWEEP_FILE)),
+        write_csv(hist, report_path(screen.report_dir, VOTES_FILE)),
+        plot_votes(hist, members, report_path(screen.report_dir, VOTES_FIGURE)),
+        plot_p_vs_vox(reached, screen.oxidation_voltage_min, screen.p_min,
+                      report_path(screen.report_dir, MAP_FIGURE)),
+        write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
+    ]
+    log.info("screen-predict: %d survivors, %d with P >= %g in domain",
+             metrics["n_survivors"], metrics["n_p_min_in_domain"], screen.p_min)
+    return StageResult(metrics, outputs)

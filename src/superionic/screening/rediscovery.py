@@ -37,6 +37,7 @@ from superionic.data import columns as D
 from superionic.screening import columns as C
 from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json
 from superionic.screening.predict import P, measured
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -192,61 +193,59 @@ def step_counts(fates: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"outcome": order, "n": [int(counts.get(s, 0)) for s in order]})
 
 
-def run_stage(cfg: DictConfig) -> None:
+@stage("rediscovery", sections=["screen", "classifier"])
+def run_stage(cfg: DictConfig) -> StageResult:
     from superionic.data.dataset import load_dataset
     from superionic.classifier.data import prepare
     from superionic.classifier.ensemble import chosen_members, fit_ensemble, member_specs
     from superionic.classifier.collect import load_best
     from superionic.screening.config import Release
     from superionic.screening.features import features_for
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     screen, c = cfg.screen, cfg.classifier
     redo = screen.rediscovery
-    with stage_run("rediscovery", cfg, sections=["screen", "classifier"]):
-        funnel = pd.read_parquet(screen.funnel)
-        funnel = funnel[funnel[C.RELEASE] == Release(screen.release).value].reset_index(drop=True)
-        train, feature_columns = load_dataset(cfg.paths.dataset)
-        formulas = funnel[[C.REDUCED_FORMULA, C.CHEMSYS]].drop_duplicates(C.REDUCED_FORMULA)
-        formulas = formulas.sort_values(C.REDUCED_FORMULA, ignore_index=True)
-        labelled = labelled_pool(formulas, train)
-        held_formulas = set(labelled[C.REDUCED_FORMULA])
-        held_chemsys = set(labelled[C.CHEMSYS])
-        kept = train[refit_mask(train, held_formulas, held_chemsys)]
-        assert_no_leak(kept, held_formulas, held_chemsys)
-        members = chosen_members(cfg)
-        ensemble = fit_ensemble(
-            member_specs(cfg, members), load_best(c.best_params, members), prepare(kept, feature_columns),
-            redo.n_splits, c.test_size, cfg.seed, c.calibration, c.n_jobs,
-        )
-        X = features_for(formulas, pd.read_parquet(screen.pool_features), feature_columns)
-        ok = np.isfinite(X.to_numpy()).any(axis=1)
-        _, split_p = ensemble.assess(X[ok])
-        p_refit = pd.Series(np.nan, index=formulas[C.REDUCED_FORMULA].to_numpy())
-        p_refit[ok] = split_p.mean(axis=0)
-        metrics = rediscovery_metrics(p_refit, labelled, list(redo.ks))
-        metrics.update({
-            "n_training_materials": len(train),
-            "n_refit_training_materials": len(kept),
-            "n_held_out_chemsys": len(held_chemsys),
-            "n_refit_splits": int(redo.n_splits),
-        })
-        p_main = pd.read_parquet(screen.predictions).set_index(C.REDUCED_FORMULA)[P]
-        ranks = rank_pool(p_refit)
-        labelled[P_REFIT] = labelled[C.REDUCED_FORMULA].map(p_refit)
-        labelled[RANK_REFIT] = labelled[C.REDUCED_FORMULA].map(ranks)
-        positives = labelled.loc[labelled[LABEL] == 1, C.REDUCED_FORMULA].tolist()
-        fates_all = fate_table(positives, funnel, p_main, p_refit, train)
-        known = fate_table(list(screen.known_conductors), funnel, p_main, p_refit, train)
-        steps = step_counts(fates_all)
-        metrics["known_superionic_fates"] = dict(zip(steps["outcome"], steps["n"].astype(int), strict=True))
-        outputs = [
-            write_csv(labelled.sort_values([RANK_REFIT, C.REDUCED_FORMULA], ignore_index=True),
-                      report_path(screen.report_dir, RANKING_FILE)),
-            write_csv(known, report_path(screen.report_dir, KNOWN_FILE)),
-            write_csv(fates_all, report_path(screen.report_dir, FATES_FILE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
-        ]
-        log_metrics({k: v for k, v in metrics.items() if not isinstance(v, dict)})
-        log_artifacts(outputs)
-        log.info("rediscovery: AUC labelled %s, pool %s", metrics.get("roc_auc_labelled"), metrics.get("roc_auc_pool"))
+    funnel = pd.read_parquet(screen.funnel)
+    funnel = funnel[funnel[C.RELEASE] == Release(screen.release).value].reset_index(drop=True)
+    train, feature_columns = load_dataset(cfg.paths.dataset)
+    formulas = funnel[[C.REDUCED_FORMULA, C.CHEMSYS]].drop_duplicates(C.REDUCED_FORMULA)
+    formulas = formulas.sort_values(C.REDUCED_FORMULA, ignore_index=True)
+    labelled = labelled_pool(formulas, train)
+    held_formulas = set(labelled[C.REDUCED_FORMULA])
+    held_chemsys = set(labelled[C.CHEMSYS])
+    kept = train[refit_mask(train, held_formulas, held_chemsys)]
+    assert_no_leak(kept, held_formulas, held_chemsys)
+    members = chosen_members(cfg)
+    ensemble = fit_ensemble(
+        member_specs(cfg, members), load_best(c.best_params, members), prepare(kept, feature_columns),
+        redo.n_splits, c.test_size, cfg.seed, c.calibration, c.n_jobs,
+    )
+    X = features_for(formulas, pd.read_parquet(screen.pool_features), feature_columns)
+    ok = np.isfinite(X.to_numpy()).any(axis=1)
+    _, split_p = ensemble.assess(X[ok])
+    p_refit = pd.Series(np.nan, index=formulas[C.REDUCED_FORMULA].to_numpy())
+    p_refit[ok] = split_p.mean(axis=0)
+    metrics = rediscovery_metrics(p_refit, labelled, list(redo.ks))
+    metrics.update({
+        "n_training_materials": len(train),
+        "n_refit_training_materials": len(kept),
+        "n_held_out_chemsys": len(held_chemsys),
+        "n_refit_splits": int(redo.n_splits),
+    })
+    p_main = pd.read_parquet(screen.predictions).set_index(C.REDUCED_FORMULA)[P]
+    ranks = rank_pool(p_refit)
+    labelled[P_REFIT] = labelled[C.REDUCED_FORMULA].map(p_refit)
+    labelled[RANK_REFIT] = labelled[C.REDUCED_FORMULA].map(ranks)
+    positives = labelled.loc[labelled[LABEL] == 1, C.REDUCED_FORMULA].tolist()
+    fates_all = fate_table(positives, funnel, p_main, p_refit, train)
+    known = fate_table(list(screen.known_conductors), funnel, p_main, p_refit, train)
+    steps = step_counts(fates_all)
+    metrics["known_superionic_fates"] = dict(zip(steps["outcome"], steps["n"].astype(int), strict=True))
+    outputs = [
+        write_csv(labelled.sort_values([RANK_REFIT, C.REDUCED_FORMULA], ignore_index=True),
+                  report_path(screen.report_dir, RANKING_FILE)),
+        write_csv(known, report_path(screen.report_dir, KNOWN_FILE)),
+        write_csv(fates_all, report_path(screen.report_dir, FATES_FILE)),
+        write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
+    ]
+    log.info("rediscovery: AUC labelled %s, pool %s", metrics.get("roc_auc_labelled"), metrics.get("roc_auc_pool"))
+    return StageResult({k: v for k, v in metrics.items() if not isinstance(v, dict)}, outputs)

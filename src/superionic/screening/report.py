@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from superionic.screening import columns as C
 from superionic.screening import esw, funnel, pool, pool2024, predict, rediscovery, thermo, voltage
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -428,13 +429,11 @@ def _md_section(screen: DictConfig, d: Path, rel) -> str:
     )
 
 
-def run_stage(cfg: DictConfig) -> None:
-    from superionic.tracking import log_artifacts, stage_run
-
+@stage("screen-report", sections=["screen"])
+def run_stage(cfg: DictConfig) -> StageResult:
     screen = cfg.screen
-    with stage_run("screen-report", cfg, sections=["screen"]):
-        from superionic.io import write_text
+    from superionic.io import write_text
 
-        path = write_text(render(screen), screen.report)
-        log_artifacts([path, screen.report_dir])
-        log.info("wrote %s", path)
+    path = write_text(render(screen), screen.report)
+    log.info("wrote %s", path)
+    return StageResult(artifacts=[path, screen.report_dir])

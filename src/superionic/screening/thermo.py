@@ -31,6 +31,7 @@ from pymatgen.core import Composition
 from superionic.screening import columns as C
 from superionic.screening.hull import LITHIUM, hull_and_windows
 from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -205,42 +206,41 @@ def _most_frequent(names: pd.Series, n: int) -> dict[str, int]:
     return {k: int(v) for k, v in ranked}
 
 
-def run_stage(cfg: DictConfig) -> None:
+@stage("thermo", sections=["data_dir", "screen"])
+def run_stage(cfg: DictConfig) -> StageResult:
     from superionic.screening.esw import compare_windows, plot_window_check
     from superionic.screening.mpdata import read_all_polymorphs, read_formation_energies, read_wang_esw
     from superionic.screening.pool import parse_formula
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     screen = cfg.screen
     if screen.hull_tol < 0:
         raise ValueError(f"screen.hull_tol must be >= 0, got {screen.hull_tol}")
     if screen.n_jobs < 1:
         raise ValueError(f"screen.n_jobs must be >= 1, got {screen.n_jobs}")
-    with stage_run("thermo", cfg, sections=["data_dir", "screen"]):
-        pool = pd.read_parquet(screen.pool)
-        formation = read_formation_energies(cfg.data_dir)
-        polymorphs = read_all_polymorphs(cfg.data_dir)
-        all_formulas = polymorphs[C.RAW_PRETTY_FORMULA].map(parse_formula).dropna().map(lambda p: p[0])
-        start = time.perf_counter()
-        table, systems = compute_thermo(pool, formation, all_formulas, tol=screen.hull_tol, n_jobs=screen.n_jobs)
-        seconds = time.perf_counter() - start
-        metrics = thermo_metrics(table, systems, seconds)
-        metrics["n_compositions_all_polymorphs"] = int(all_formulas.nunique())
-        metrics["n_compositions_without_energy"] = int(
-            sum(len(v) for v in missing_compositions(all_formulas, formation[C.RAW_COMPOSITION]).values())
-        )
-        matched, check = compare_windows(table, read_wang_esw(cfg.data_dir))
-        metrics["wang2024_check"] = check
-        write_parquet(table, screen.thermo)
-        outputs = [
-            write_csv(systems, report_path(screen.report_dir, SYSTEMS_FILE)),
-            write_csv(matched, report_path(screen.report_dir, "wang2024_check.csv")),
-            plot_window_check(matched, report_path(screen.report_dir, "wang2024_check.png")),
-        ]
-        # The timing is informative, not a reproducible metric: log it to
-        # MLflow only, keep the metrics file bit-identical between runs.
-        log_metrics(metrics)
-        metrics.pop("hull_and_window_seconds")
-        outputs.append(write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS))
-        log_artifacts(outputs)
-        log.info("thermo: %d ground states, %d on hull, %.1f s", metrics["n_ground_state"], metrics["n_on_hull"], seconds)
+    pool = pd.read_parquet(screen.pool)
+    formation = read_formation_energies(cfg.data_dir)
+    polymorphs = read_all_polymorphs(cfg.data_dir)
+    all_formulas = polymorphs[C.RAW_PRETTY_FORMULA].map(parse_formula).dropna().map(lambda p: p[0])
+    start = time.perf_counter()
+    table, systems = compute_thermo(pool, formation, all_formulas, tol=screen.hull_tol, n_jobs=screen.n_jobs)
+    seconds = time.perf_counter() - start
+    metrics = thermo_metrics(table, systems, seconds)
+    metrics["n_compositions_all_polymorphs"] = int(all_formulas.nunique())
+    metrics["n_compositions_without_energy"] = int(
+        sum(len(v) for v in missing_compositions(all_formulas, formation[C.RAW_COMPOSITION]).values())
+    )
+    matched, check = compare_windows(table, read_wang_esw(cfg.data_dir))
+    metrics["wang2024_check"] = check
+    write_parquet(table, screen.thermo)
+    outputs = [
+        write_csv(systems, report_path(screen.report_dir, SYSTEMS_FILE)),
+        write_csv(matched, report_path(screen.report_dir, "wang2024_check.csv")),
+        plot_window_check(matched, report_path(screen.report_dir, "wang2024_check.png")),
+    ]
+    # The timing is informative, not a reproducible metric: log it to
+    # MLflow only, keep the metrics file bit-identical between runs.
+    logged = dict(metrics)
+    metrics.pop("hull_and_window_seconds")
+    outputs.append(write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS))
+    log.info("thermo: %d ground states, %d on hull, %.1f s", metrics["n_ground_state"], metrics["n_on_hull"], seconds)
+    return StageResult(logged, outputs)

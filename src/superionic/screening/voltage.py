@@ -40,6 +40,7 @@ from superionic.screening.esw import WANG_OX_MEDIAN, WANG_RED_MEDIAN
 from superionic.screening.esw import window_stats
 from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
 from superionic.screening.thermo import missing_in_system
+from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
@@ -163,66 +164,64 @@ def fit_vox_model(
     return fitted, pd.DataFrame({"oof_v_ox": oof, "wang_v_ox": y}), stats
 
 
-def run_stage(cfg: DictConfig) -> None:
+@stage("voltage", sections=["data_dir", "screen"])
+def run_stage(cfg: DictConfig) -> StageResult:
     from superionic.features.composition import composition_feature_labels, featurize_formulas
     from superionic.screening.esw import wang_by_formula
     from superionic.screening.features import features_for
     from superionic.screening.mpdata import read_formation_energies, read_mp2024_e_hull, read_wang_esw
     from superionic.screening.pool import chemsys_of, parse_formula
-    from superionic.tracking import log_artifacts, log_metrics, stage_run
 
     screen = cfg.screen
-    with stage_run("voltage", cfg, sections=["data_dir", "screen"]):
-        pool = pd.read_parquet(screen.pool2024)
-        thermo_2019 = pd.read_parquet(screen.thermo)
-        formation = read_formation_energies(cfg.data_dir)
-        known_2019 = {p[0] for p in formation[C.RAW_COMPOSITION].map(parse_formula) if p is not None}
-        materials = read_mp2024_e_hull(cfg.data_dir)
-        hull = materials[materials[C.RAW_E_ABOVE_HULL] <= screen.hull_tol]
-        parsed = hull[C.RAW_FORMULA_2024].map(parse_formula).dropna()
-        hull_2024 = pd.DataFrame(
-            {C.REDUCED_FORMULA: [p[0] for p in parsed], C.CHEMSYS: [chemsys_of(p[1]) for p in parsed]}
-        ).drop_duplicates()
-        missing = missing_competitors(hull_2024, known_2019)
-        wang, n_unparsed = wang_by_formula(read_wang_esw(cfg.data_dir))
-        formulas = pool[[C.REDUCED_FORMULA, C.CHEMSYS]].drop_duplicates(C.REDUCED_FORMULA)
+    pool = pd.read_parquet(screen.pool2024)
+    thermo_2019 = pd.read_parquet(screen.thermo)
+    formation = read_formation_energies(cfg.data_dir)
+    known_2019 = {p[0] for p in formation[C.RAW_COMPOSITION].map(parse_formula) if p is not None}
+    materials = read_mp2024_e_hull(cfg.data_dir)
+    hull = materials[materials[C.RAW_E_ABOVE_HULL] <= screen.hull_tol]
+    parsed = hull[C.RAW_FORMULA_2024].map(parse_formula).dropna()
+    hull_2024 = pd.DataFrame(
+        {C.REDUCED_FORMULA: [p[0] for p in parsed], C.CHEMSYS: [chemsys_of(p[1]) for p in parsed]}
+    ).drop_duplicates()
+    missing = missing_competitors(hull_2024, known_2019)
+    wang, n_unparsed = wang_by_formula(read_wang_esw(cfg.data_dir))
+    formulas = pool[[C.REDUCED_FORMULA, C.CHEMSYS]].drop_duplicates(C.REDUCED_FORMULA)
 
-        ml_v_ox, ml_stats, outputs = None, None, []
-        if screen.vox_model.enabled:
-            labels = composition_feature_labels()
-            wang_X = featurize_formulas(wang[C.REDUCED_FORMULA].tolist())
-            usable = np.isfinite(wang_X.to_numpy()).any(axis=1)
-            groups = np.array([chemsys_of(parse_formula(f)[1]) for f in wang[C.REDUCED_FORMULA]])
-            y = wang[WANG_OX_MEDIAN].to_numpy(dtype=float)
-            model, oof, ml_stats = fit_vox_model(
-                wang_X[usable].reset_index(drop=True), y[usable], groups[usable], screen.vox_model, cfg.seed
-            )
-            pool_X = features_for(formulas, pd.read_parquet(screen.pool_features), labels)
-            predictable = np.isfinite(pool_X.to_numpy()).any(axis=1)
-            ml_v_ox = pd.Series(model.predict(pool_X[predictable]), index=formulas[C.REDUCED_FORMULA][predictable])
-            outputs.append(write_csv(oof, report_path(screen.report_dir, ML_CV_FILE)))
-
-        table = assign_sources(
-            formulas, thermo_2019, missing, wang, ml_v_ox, ml_stats["rmse_v"] if ml_stats else np.nan
+    ml_v_ox, ml_stats, outputs = None, None, []
+    if screen.vox_model.enabled:
+        labels = composition_feature_labels()
+        wang_X = featurize_formulas(wang[C.REDUCED_FORMULA].tolist())
+        usable = np.isfinite(wang_X.to_numpy()).any(axis=1)
+        groups = np.array([chemsys_of(parse_formula(f)[1]) for f in wang[C.REDUCED_FORMULA]])
+        y = wang[WANG_OX_MEDIAN].to_numpy(dtype=float)
+        model, oof, ml_stats = fit_vox_model(
+            wang_X[usable].reset_index(drop=True), y[usable], groups[usable], screen.vox_model, cfg.seed
         )
-        agreement, agreement_stats = gga_vs_wang(table)
-        counts = table[C.V_OX_SOURCE].value_counts()
-        metrics = {
-            "n_formulas": len(table),
-            "sources": {s: int(counts.get(s, 0)) for s in SOURCES},
-            "n_gga_on_hull": int(table[GGA_ON_HULL].sum()),
-            "n_gga_complete": int(table[GGA_COMPLETE].sum()),
-            "n_wang_available": int(table[WANG_V_OX].notna().sum()),
-            "n_2024_hull_compositions_without_2019_energy": int(sum(len(v) for v in missing.values())),
-            "wang_unparsed_rows": n_unparsed,
-            "gga_vs_wang": agreement_stats,
-            "ml_model": ml_stats or {},
-        }
-        write_parquet(table, screen.voltage)
-        outputs += [
-            write_csv(agreement, report_path(screen.report_dir, AGREEMENT_FILE)),
-            write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
-        ]
-        log_metrics(metrics)
-        log_artifacts(outputs)
-        log.info("voltage: %s", ", ".join(f"{k} {v}" for k, v in metrics["sources"].items()))
+        pool_X = features_for(formulas, pd.read_parquet(screen.pool_features), labels)
+        predictable = np.isfinite(pool_X.to_numpy()).any(axis=1)
+        ml_v_ox = pd.Series(model.predict(pool_X[predictable]), index=formulas[C.REDUCED_FORMULA][predictable])
+        outputs.append(write_csv(oof, report_path(screen.report_dir, ML_CV_FILE)))
+
+    table = assign_sources(
+        formulas, thermo_2019, missing, wang, ml_v_ox, ml_stats["rmse_v"] if ml_stats else np.nan
+    )
+    agreement, agreement_stats = gga_vs_wang(table)
+    counts = table[C.V_OX_SOURCE].value_counts()
+    metrics = {
+        "n_formulas": len(table),
+        "sources": {s: int(counts.get(s, 0)) for s in SOURCES},
+        "n_gga_on_hull": int(table[GGA_ON_HULL].sum()),
+        "n_gga_complete": int(table[GGA_COMPLETE].sum()),
+        "n_wang_available": int(table[WANG_V_OX].notna().sum()),
+        "n_2024_hull_compositions_without_2019_energy": int(sum(len(v) for v in missing.values())),
+        "wang_unparsed_rows": n_unparsed,
+        "gga_vs_wang": agreement_stats,
+        "ml_model": ml_stats or {},
+    }
+    write_parquet(table, screen.voltage)
+    outputs += [
+        write_csv(agreement, report_path(screen.report_dir, AGREEMENT_FILE)),
+        write_json(metrics, report_path(screen.report_dir, METRICS_FILE), decimals=TABLE_DECIMALS),
+    ]
+    log.info("voltage: %s", ", ".join(f"{k} {v}" for k, v in metrics["sources"].items()))
+    return StageResult(metrics, outputs)
