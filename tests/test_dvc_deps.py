@@ -201,7 +201,7 @@ def test_stage_lists_no_code_it_does_not_import(stage):
     spec = _stages()[stage]
     module = _command_module(spec["cmd"])
     assert module is not None
-    required = required_files(module)
+    required = required_files(module) | required_templates(module)
     code = [dep for dep in spec.get("deps", []) if isinstance(dep, str) and dep.startswith("src/")]
     unused = sorted(dep for dep in code if not any(covered(path, [dep]) for path in required))
     assert not unused, f"dvc.yaml stage {stage!r} ({module}) lists code it never imports; remove: {', '.join(unused)}"
@@ -294,3 +294,63 @@ def test_covered_accepts_the_file_or_a_folder_above_it():
 def test_the_stage_runner_imports_no_other_superionic_module():
     """superionic.stage is exempt because it only logs: it may reach our code through tracking (exempt too), nothing else."""
     assert direct_imports("superionic.stage") <= {"superionic", "superionic.tracking"}
+
+
+TEMPLATE_DIR = PACKAGE_DIR / "reports" / "templates"
+TEMPLATE_SUFFIX = ".md.j2"
+
+
+def _template_literals(module: str) -> set[str]:
+    """Template names (``*.md.j2`` string literals) written in a module's source."""
+    path = module_file(module)
+    assert path is not None
+    return {node.value for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith(TEMPLATE_SUFFIX)}
+
+
+def _with_referenced(names: set[str]) -> set[str]:
+    """Templates and every template they include, import or extend (they render too)."""
+    from jinja2 import meta
+
+    from superionic.reports.render import environment
+
+    env = environment()
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        source = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
+        todo.extend(ref for ref in meta.find_referenced_templates(env.parse(source)) if ref)
+    return seen
+
+
+def required_templates(module: str) -> set[str]:
+    """Repository-relative template files the stage running ``module`` renders: the templates its own
+    module names (the one whose ``run_stage`` writes the report) and the templates those pull in."""
+    return {(TEMPLATE_DIR / name).relative_to(REPO_ROOT).as_posix()
+            for name in _with_referenced(_template_literals(module))}
+
+
+@pytest.mark.parametrize("stage", CLI_STAGES)
+def test_stage_lists_every_template_it_renders(stage):
+    spec = _stages()[stage]
+    module = _command_module(spec["cmd"])
+    deps = [dep for dep in spec.get("deps", []) if isinstance(dep, str)]
+    templates = required_templates(module)
+    for path in templates:
+        assert (REPO_ROOT / path).is_file(), f"{module} names a template that does not exist: {path}"
+    missing = sorted(path for path in templates if not covered(path, deps))
+    assert not missing, f"dvc.yaml stage {stage!r} renders templates it does not list in deps; add: {', '.join(missing)}"
+
+
+def test_report_stages_render_their_templates():
+    """The template check above sees the report stages' templates (it is not vacuous)."""
+    rendered = {stage: required_templates(_command_module(_stages()[stage]["cmd"])) for stage in CLI_STAGES}
+    assert "src/superionic/reports/templates/classifier.md.j2" in rendered["classifier-report"]
+    assert "src/superionic/reports/templates/nasicon.md.j2" in rendered["nasicon-report"]
+    every = {path.relative_to(REPO_ROOT).as_posix() for path in TEMPLATE_DIR.glob("*" + TEMPLATE_SUFFIX)}
+    unused = every - set().union(*rendered.values())
+    assert not unused, f"templates no stage renders (dead, or named where this test cannot see): {sorted(unused)}"

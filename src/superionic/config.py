@@ -26,6 +26,7 @@ from superionic.classifier.config import (
     Sampler,
 )
 from superionic.nasicon.config import DescriptorConfig, NasiconConfig, SisTarget
+from superionic.reports.config import ReferencesConfig
 from superionic.screening.config import ScreenConfig
 
 # Compensation, Device, EnsembleCalibration, Sampler, SisTarget and Thermostat
@@ -162,6 +163,7 @@ class Config:
     descriptor: DescriptorConfig = field(default_factory=DescriptorConfig)
     nasicon: NasiconConfig = field(default_factory=NasiconConfig)
     md: MDConfig = field(default_factory=MDConfig)
+    references: ReferencesConfig = field(default_factory=ReferencesConfig)
 
 
 # Values a schema type cannot bound: (dotted key, test, what is allowed).
@@ -197,6 +199,7 @@ RANGES: list[tuple[str, Any, str]] = [
     ("screen.n_neighbors_shown", lambda v: v >= 0, ">= 0"),
     ("screen.rediscovery.n_splits", lambda v: v >= 1, ">= 1"),
     ("screen.vox_model.cv_folds", lambda v: v >= 2, ">= 2"),
+    ("references.ouyang2021.boundary.relation", lambda v: v in ("<", "<="), "< or <="),
 ]
 
 

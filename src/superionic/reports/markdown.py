@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
 
-def _cell(value: object, floatfmt: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def cell(value: object, floatfmt: str = ".4g", missing: str = "", escape: bool = True) -> str:
+    """One table cell: ``missing`` for None/NaN, floats through ``floatfmt``, anything else as text
+    (``|`` and newlines escaped unless ``escape`` is false)."""
+    if _missing(value):
+        return missing
     if isinstance(value, float):
         return format(value, floatfmt)
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ") if escape else text
+
+
+def rows_table(header: Sequence[object], rows: Iterable[Sequence[object]], floatfmt: str = ".4g",
+               missing: str = "", escape: bool = True) -> str:
+    """A GitHub-flavoured Markdown table from a header and rows of values (no trailing newline)."""
+    head = "| " + " | ".join(str(c) for c in header) + " |"
+    rule = "|" + "|".join("---" for _ in header) + "|"
+    body = ["| " + " | ".join(cell(v, floatfmt, missing, escape) for v in row) + " |" for row in rows]
+    return "\n".join([head, rule, *body])
 
 
 def table(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:
     """Render a DataFrame as a GitHub-flavoured Markdown table."""
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(_cell(v, floatfmt) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
+    return rows_table(list(frame.columns), frame.itertuples(index=False), floatfmt)

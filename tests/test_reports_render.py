@@ -1,0 +1,155 @@
+"""The shared report renderer: number and table filters, strict undefined names, shipped templates."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+import pytest
+
+from superionic.reports import markdown
+from superionic.reports.render import TEMPLATE_DIR, environment, render
+
+
+def _render(source: str, **context) -> str:
+    return environment().from_string(source).render(**context)
+
+
+@pytest.mark.parametrize(("source", "context", "expected"), [
+    ("{{ x|fixed }}", {"x": 0.84321}, "0.843"),
+    ("{{ x|fixed(1) }}", {"x": 2.25}, "2.2"),
+    ("{{ x|fixed }}", {"x": float("nan")}, "n/a"),
+    ("{{ x|fixed }}", {"x": None}, "n/a"),
+    ("{{ x|fixed }}", {"x": 20}, "20"),
+    ("{{ x|fixed }}", {"x": np.float64(0.5)}, "0.500"),
+    ("{{ x|pct }}", {"x": 0.847}, "84.7 %"),
+    ("{{ x|pct(2) }}", {"x": 0.16512}, "16.51 %"),
+    ("{{ x|thousands }}", {"x": 20237}, "20,237"),
+    ("{{ x|thousands }}", {"x": 1234.5}, "1,234.5"),
+    ("{{ x|pm(e) }}", {"x": 0.8123, "e": 0.0041}, "0.812 ± 0.004"),
+    ("{{ x|pm(e, 1) }}", {"x": 12.34, "e": 0.56}, "12.3 ± 0.6"),
+    ("{{ x|fmt('.4g') }}", {"x": 3.0769e-07}, "3.077e-07"),
+    ("{{ x|fmt('g') }}", {"x": 3.0}, "3"),
+    ("{{ p|assignments }}", {"p": {"n": 250, "lr": 0.084421, "w": None}}, "lr=0.08442, n=250, w=None"),
+])
+def test_number_filters(source, context, expected):
+    assert _render(source, **context) == expected
+
+
+def test_filters_match_the_f_strings_they_replace():
+    for x in (0.0, 0.1234567, 0.847, 0.8205, 1.0, 0.16499999):
+        assert _render("{{ x|pct }}", x=x) == f"{100 * x:.1f} %"
+        assert _render("{{ x|fixed }}", x=x) == f"{x:.3f}"
+
+
+def test_md_table_filter():
+    rows = [["a|b", 0.12345, None], ["c", float("nan"), 7]]
+    assert _render("{{ rows|md_table(['x', 'y', 'z']) }}", rows=rows) == (
+        "| x | y | z |\n|---|---|---|\n| a\\|b | 0.1235 |  |\n| c |  | 7 |")
+    assert _render("{{ rows|md_table(['x', 'y', 'z'], floatfmt='.3f', missing='n/a', escape=false) }}",
+                   rows=rows) == "| x | y | z |\n|---|---|---|\n| a|b | 0.123 | n/a |\n| c | n/a | 7 |"
+
+
+def test_frame_table_is_the_markdown_table_writer():
+    frame = pd.DataFrame({"name": ["x", "y|z"], "value": [1.5, math.nan], "n": [1, 2]})
+    assert _render("{{ f|frame_table }}", f=frame) == markdown.table(frame)
+    assert markdown.table(frame) == "| name | value | n |\n|---|---|---|\n| x | 1.5 | 1 |\n| y\\|z |  | 2 |"
+
+
+def test_a_missing_value_fails_naming_it():
+    with pytest.raises(jinja2.UndefinedError, match="missing_value"):
+        _render("before {{ missing_value|fixed }} after")
+    with pytest.raises(jinja2.UndefinedError, match="accuracy"):
+        _render("{{ row.accuracy }}", row={"f1": 0.5})
+    with pytest.raises(jinja2.UndefinedError, match="cfg"):
+        render("nasicon.md.j2", {})
+
+
+def test_block_tags_leave_no_blank_lines_and_the_final_newline_stays():
+    assert _render("a\n{% if true %}\nb\n{% endif %}\nc\n") == "a\nb\nc\n"
+    assert _render("{% for x in xs %}\n  {% if x %}\n- {{ x }}\n  {% endif %}\n{% endfor %}\n", xs=[1, 0, 2]) \
+        == "- 1\n- 2\n"
+
+
+def test_templates_ship_with_the_package():
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["superionic.reports"]
+    shipped = {p for pattern in patterns for p in (TEMPLATE_DIR.parent).glob(pattern)}
+    assert set(TEMPLATE_DIR.glob("*.md.j2")) <= shipped
+    assert {"classifier.md.j2", "nasicon.md.j2"} <= {p.name for p in shipped}
+
+
+# Byte-identity of the templated reports: rendered from the stage outputs git tracks, they must equal the
+# reports git tracks (written by the string-building code the templates replaced). The few inputs DVC caches
+# instead of git (the SIS feature list, the tuned parameters) are rebuilt from the report's own table.
+
+def _table_after(text: str, header: str) -> list[list[str]]:
+    lines = text.split("\n")
+    start = lines.index(header) + 2
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return rows
+
+
+def _scalar(text: str):
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+@pytest.fixture
+def tracked_params(monkeypatch):
+    from conftest import REPO_ROOT
+    from superionic.config import load_params
+
+    monkeypatch.chdir(REPO_ROOT)
+    return REPO_ROOT, load_params(REPO_ROOT / "params.yaml")
+
+
+def test_nasicon_report_renders_byte_identical_from_tracked_outputs(tracked_params, tmp_path):
+    from omegaconf import OmegaConf
+
+    from superionic.nasicon import report
+
+    root, cfg = tracked_params
+    expected = (root / cfg.nasicon.paths.report).read_text(encoding="utf-8")
+    sis = pd.DataFrame(_table_after(expected, "| rank | expression | r |"), columns=["rank", "expression", "r"])
+    sis["expression"] = sis["expression"].str.strip("`")
+    sis.to_csv(tmp_path / "sis_features.csv", index=False)
+    OmegaConf.update(cfg, "nasicon.paths.sis_features", str(tmp_path / "sis_features.csv"))
+    text = render(report.TEMPLATE, report.context(cfg, Path(cfg.nasicon.paths.figures)))
+    assert text == expected
+
+
+def test_classifier_report_renders_byte_identical_from_tracked_outputs(tracked_params, tmp_path):
+    import json
+
+    from omegaconf import OmegaConf
+
+    from superionic.classifier import report
+
+    root, cfg = tracked_params
+    expected = (root / cfg.classifier.report).read_text(encoding="utf-8")
+    by_label = {(cfg.models[m].label or m): m for m in cfg.classifier.model_names}
+    best = {}
+    for label, accuracy, trials, params in _table_after(expected, "| model | CV accuracy | trials | parameters |"):
+        pairs = [item.split("=", 1) for item in params.split(", ")] if params else []
+        best[by_label[label]] = {"accuracy": float(accuracy), "n_complete": int(trials),
+                                 "params": {k: _scalar(v) for k, v in pairs}}
+    (tmp_path / "best_params.json").write_text(json.dumps({"models": best}), encoding="utf-8")
+    OmegaConf.update(cfg, "classifier.best_params", str(tmp_path / "best_params.json"))
+    text = render(report.TEMPLATE, report.context(cfg))
+    assert text == expected
