@@ -98,6 +98,16 @@ def report_path(report_dir: str | Path, name: str) -> Path:
     return Path(report_dir) / name
 
 
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (stages draw files, never windows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig: Any, path: str | Path, dpi: int, metadata: dict | None = None) -> Path:
     """Save a matplotlib figure atomically (the format comes from the target's suffix)."""
     path = Path(path)

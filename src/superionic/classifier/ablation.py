@@ -29,7 +29,8 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.io import write_text
-from superionic.classifier.report import fmt, md_table
+from superionic.reports.markdown import md_table
+from superionic.reports.render import fixed as fmt
 from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)

@@ -460,7 +460,7 @@ def _save_plot(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: An
 
 
 def plot_reliability(oof: pd.DataFrame, n_bins: int, path: Any) -> Any:
-    from superionic.classifier.report import _plt
+    from superionic.io import pyplot as _plt
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
@@ -475,7 +475,7 @@ def plot_reliability(oof: pd.DataFrame, n_bins: int, path: Any) -> Any:
 
 
 def plot_coverage(curve: pd.DataFrame, coverage: float, path: Any) -> Any:
-    from superionic.classifier.report import _plt
+    from superionic.io import pyplot as _plt
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
@@ -610,7 +610,8 @@ PROTOCOL_TITLES = {RANDOM: "random", CHEMSYS: "chemsys", FAMILY: "family", SOURC
 
 def variants_markdown(table: pd.DataFrame, default: str) -> str:
     """One row per variant: balanced accuracy under every protocol, ECE and selective accuracy (grouped)."""
-    from superionic.classifier.report import fmt, md_table
+    from superionic.reports.markdown import md_table
+    from superionic.reports.render import fixed as fmt
 
     wide = table.pivot(index="variant", columns="protocol", values="balanced_accuracy")
     ece = table.pivot(index="variant", columns="protocol", values="ece")
@@ -629,7 +630,8 @@ def variants_markdown(table: pd.DataFrame, default: str) -> str:
 
 def render_report(metrics: Mapping[str, Any], table: pd.DataFrame, sources: pd.DataFrame, families: pd.DataFrame,
                   pretrain: Mapping[str, Any] | None, cfg: Any, n_rows: int) -> str:
-    from superionic.classifier.report import fmt, md_table
+    from superionic.reports.markdown import md_table
+    from superionic.reports.render import fixed as fmt
 
     g = cfg.generalize
     default = metrics["default"]

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
-from superionic.io import save_figure, write_text
-from superionic.reports.markdown import rows_table
+from superionic.io import pyplot as _plt, save_figure, write_text
+from superionic.reports.markdown import md_table
 from superionic.reports.render import fixed as fmt
 from superionic.reports.render import render as render_template
 from superionic.classifier.ensemble import ENSEMBLE_SUMMARY_JSON, MEMBERS_KEY
@@ -29,20 +29,6 @@ from superionic.stage import StageResult, stage
 FIG_ACCURACY = "accuracy_distribution.png"
 FIG_CONFUSION = "confusion_matrices.png"
 FIG_GROUPED = "paper_vs_grouped.png"
-
-
-def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """The classifier reports' table: floats to 3 decimals, ``n/a`` for missing, cells unescaped."""
-    return rows_table(header, rows, floatfmt=".3f", missing="n/a", escape=False)
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_accuracy(per_split: pd.DataFrame, labels: Mapping[str, str], order: Sequence[str], path: Path) -> None:

@@ -177,7 +177,8 @@ def run_stage(cfg: Any) -> StageResult:
 
 def report_section(metrics: Mapping[str, Any]) -> str:
     """Markdown for the ablation and generalization reports."""
-    from superionic.classifier.report import fmt, md_table
+    from superionic.reports.markdown import md_table
+    from superionic.reports.render import fixed as fmt
 
     cmp_ = metrics["comparison"]
     rows = []

@@ -35,3 +35,8 @@ def rows_table(header: Sequence[object], rows: Iterable[Sequence[object]], float
 def table(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:
     """Render a DataFrame as a GitHub-flavoured Markdown table."""
     return rows_table(list(frame.columns), frame.itertuples(index=False), floatfmt)
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """The classifier reports' table: floats to 3 decimals, ``n/a`` for missing, cells unescaped."""
+    return rows_table(header, rows, floatfmt=".3f", missing="n/a", escape=False)
