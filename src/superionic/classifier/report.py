@@ -26,9 +26,11 @@ from superionic.classifier.collect import GROUP_ACCURACY_CSV, GROUPED_CSV, PAPER
 from superionic.classifier.importance import COMMON_TXT, IMPORTANCE_KIND, SHAP_DIR, TOP_CSV
 from superionic.stage import StageResult, stage
 
-FIG_ACCURACY = "accuracy_distribution.png"
-FIG_CONFUSION = "confusion_matrices.png"
-FIG_GROUPED = "paper_vs_grouped.png"
+# classifier-report's figures: its own folder under classifier.report_dir
+FIGURES_DIR = "figures"
+FIG_ACCURACY = f"{FIGURES_DIR}/accuracy_distribution.png"
+FIG_CONFUSION = f"{FIGURES_DIR}/confusion_matrices.png"
+FIG_GROUPED = f"{FIGURES_DIR}/paper_vs_grouped.png"
 
 
 def plot_accuracy(per_split: pd.DataFrame, labels: Mapping[str, str], order: Sequence[str], path: Path) -> None:
