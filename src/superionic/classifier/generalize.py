@@ -325,16 +325,17 @@ def paper_protocol_accuracy(
 # --- the stage ----------------------------------------------------------------
 
 COVERAGE_GRID = tuple(round(c, 2) for c in np.arange(0.1, 1.0001, 0.05))
-VARIANTS_CSV = "variants.csv"
-SOURCES_CSV = "leave_one_source_out.csv"
-OOF_CSV = "default_out_of_fold.csv"
-COVERAGE_CSV = "accuracy_coverage.csv"
-RELIABILITY_CSV = "reliability.csv"
-FAMILY_CSV = "default_per_family.csv"
+# the stage's folder under generalize.report_dir (the out-of-fold table is DVC-cached: generalize.out_of_fold)
+GENERALIZE_DIR = "generalize"
+VARIANTS_CSV = f"{GENERALIZE_DIR}/variants.csv"
+SOURCES_CSV = f"{GENERALIZE_DIR}/leave_one_source_out.csv"
+COVERAGE_CSV = f"{GENERALIZE_DIR}/accuracy_coverage.csv"
+RELIABILITY_CSV = f"{GENERALIZE_DIR}/reliability.csv"
+FAMILY_CSV = f"{GENERALIZE_DIR}/default_per_family.csv"
 # families smaller than this are pooled into the headline figure only
 MIN_FAMILY_ROWS = 10
-FIG_RELIABILITY = "reliability.png"
-FIG_COVERAGE = "accuracy_coverage.png"
+FIG_RELIABILITY = f"{GENERALIZE_DIR}/reliability.png"
+FIG_COVERAGE = f"{GENERALIZE_DIR}/accuracy_coverage.png"
 
 
 # predict's trust columns
@@ -551,7 +552,7 @@ def run_stage(cfg: Any) -> StageResult:
     paths = [
         write_csv(table, out / VARIANTS_CSV), write_csv(sources, out / SOURCES_CSV),
         write_csv(curve, out / COVERAGE_CSV), write_csv(reliability, out / RELIABILITY_CSV),
-        write_csv(oof_out, out / OOF_CSV), write_csv(families, out / FAMILY_CSV),
+        write_csv(oof_out, g.out_of_fold), write_csv(families, out / FAMILY_CSV),
         plot_reliability(oof, int(g.calibration_bins), out / FIG_RELIABILITY),
         plot_coverage(curve, float(g.coverage), out / FIG_COVERAGE),
     ]
