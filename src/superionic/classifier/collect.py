@@ -70,7 +70,8 @@ def combine(evaluated: Mapping[str, Mapping[str, Any]], names: list[str]) -> dic
     if missing:
         raise ValueError(f"classifier.evaluate_dir lacks {missing}; rerun `dvc repro`")
     docs = [evaluated[n] for n in names]
-    per_split = pd.concat([pd.DataFrame(d["paper_splits"]) for d in docs], ignore_index=True)
+    per_split = pd.concat([pd.DataFrame(d["paper_splits"]["data"], columns=d["paper_splits"]["columns"]) for d in docs],
+                          ignore_index=True)
     paper = {n: evaluated[n]["paper"] for n in names}
     grouped: dict[str, Any] = {}
     for column, first in docs[0]["grouped"].items():
