@@ -351,6 +351,7 @@ def test_report_stages_render_their_templates():
     rendered = {stage: required_templates(_command_module(_stages()[stage]["cmd"])) for stage in CLI_STAGES}
     assert "src/superionic/reports/templates/classifier.md.j2" in rendered["classifier-report"]
     assert "src/superionic/reports/templates/nasicon.md.j2" in rendered["nasicon-report"]
+    assert "src/superionic/reports/templates/screening.md.j2" in rendered["screen-report"]
     every = {path.relative_to(REPO_ROOT).as_posix() for path in TEMPLATE_DIR.glob("*" + TEMPLATE_SUFFIX)}
     unused = every - set().union(*rendered.values())
     assert not unused, f"templates no stage renders (dead, or named where this test cannot see): {sorted(unused)}"

@@ -81,12 +81,13 @@ def test_templates_ship_with_the_package():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["superionic.reports"]
     shipped = {p for pattern in patterns for p in (TEMPLATE_DIR.parent).glob(pattern)}
     assert set(TEMPLATE_DIR.glob("*.md.j2")) <= shipped
-    assert {"classifier.md.j2", "nasicon.md.j2"} <= {p.name for p in shipped}
+    assert {"classifier.md.j2", "nasicon.md.j2", "screening.md.j2"} <= {p.name for p in shipped}
 
 
 # Byte-identity of the templated reports: rendered from the stage outputs git tracks, they must equal the
 # reports git tracks (written by the string-building code the templates replaced). The few inputs DVC caches
-# instead of git (the SIS feature list, the tuned parameters) are rebuilt from the report's own table.
+# instead of git (the SIS feature list, the tuned parameters) are rebuilt from the report's own table; every
+# input of screening.md is git-tracked (reports/screening/), so it needs no stand-in.
 
 def _table_after(text: str, header: str) -> list[list[str]]:
     lines = text.split("\n")
@@ -153,3 +154,28 @@ def test_classifier_report_renders_byte_identical_from_tracked_outputs(tracked_p
     OmegaConf.update(cfg, "classifier.best_params", str(tmp_path / "best_params.json"))
     text = render(report.TEMPLATE, report.context(cfg))
     assert text == expected
+
+
+def test_screening_report_renders_byte_identical_from_tracked_outputs(tracked_params):
+    from superionic.screening import report
+
+    root, cfg = tracked_params
+    expected = (root / cfg.screen.report).read_text(encoding="utf-8")
+    text = render(report.TEMPLATE, report.context(cfg))
+    assert text == expected
+
+
+def test_screening_report_takes_the_papers_numbers_from_the_configuration(tracked_params):
+    """The Kang 2023 counts are rendered from references.kang2023, not typed into the template."""
+    from omegaconf import OmegaConf
+
+    from superionic.screening import report
+
+    _, cfg = tracked_params
+    OmegaConf.update(cfg, "references.kang2023.funnel.pool", 12345)
+    OmegaConf.update(cfg, "references.kang2023.unanimous.both", 7)
+    text = render(report.TEMPLATE, report.context(cfg))
+    assert "Paper: 12,345 → 3,190" in text and "The paper started from 12,345 Li materials" in text
+    assert "| all members | 0 | 7 |" in text
+    assert "20,237" not in text and "20237" not in (Path(report.__file__).parent.parent / "reports" / "templates"
+                                                    / report.TEMPLATE).read_text(encoding="utf-8")

@@ -93,6 +93,6 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "reports/screening/thermo_metrics.json").read_text())
     assert metrics["wang2024_check"]["n_matched"] == 3
     assert "hull_and_window_seconds" not in metrics  # timing stays out of the tracked metrics
-    text = report.render(cfg.screen)
+    text = report.render(cfg)
     assert "| e_hull | 5 | 5 | 4 | 4 | 567 |" in text and "prediction stage has not run" in text
     assert "rediscovery stage has not run" in text

@@ -339,9 +339,9 @@ FIG_COVERAGE = f"{GENERALIZE_DIR}/accuracy_coverage.png"
 
 
 # predict's trust columns
-P_CALIBRATED = "p_calibrated"
+P_CALIBRATED = D.P_CALIBRATED
 CONFIDENCE = "confidence"
-ABSTAIN = "abstain"
+ABSTAIN = D.ABSTAIN
 DOMAIN_DISTANCE = "domain_distance"
 IN_DOMAIN = "in_domain"
 TRUST_COLUMNS = (P_CALIBRATED, CONFIDENCE, ABSTAIN, DOMAIN_DISTANCE, IN_DOMAIN)

@@ -62,14 +62,18 @@ def assignments(params: Mapping[str, Any], floatfmt: str = ".4g") -> str:
 
 
 def md_table(rows: Iterable[Sequence[Any]], header: Sequence[Any], floatfmt: str = ".4g",
-             missing: str = "", escape: bool = True) -> str:
-    """Rows of values as a Markdown table (superionic.reports.markdown), header given separately."""
-    return markdown.rows_table(header, rows, floatfmt=floatfmt, missing=missing, escape=escape)
+             missing: str = "", escape: bool = True, booleans: Sequence[str] | None = None) -> str:
+    """Rows of values as a Markdown table (superionic.reports.markdown), header given separately;
+    ``booleans``: the texts of true and false cells (``['yes', 'no']``), else ``True``/``False``."""
+    return markdown.rows_table(header, rows, floatfmt=floatfmt, missing=missing, escape=escape,
+                               booleans=None if booleans is None else tuple(booleans))
 
 
-def frame_table(frame: Any, floatfmt: str = ".4g") -> str:
-    """A DataFrame as a Markdown table (superionic.reports.markdown.table)."""
-    return markdown.table(frame, floatfmt)
+def frame_table(frame: Any, floatfmt: str = ".4g", missing: str = "", escape: bool = True,
+                booleans: Sequence[str] | None = None) -> str:
+    """A DataFrame as a Markdown table (superionic.reports.markdown.table; same options as md_table)."""
+    return markdown.table(frame, floatfmt, missing=missing, escape=escape,
+                          booleans=None if booleans is None else tuple(booleans))
 
 
 FILTERS = {
