@@ -62,8 +62,8 @@ FUNNEL_COLUMNS = [
 ]  # fmt: skip
 COUNTS_FILE = files.SCREEN_FUNNEL_COUNTS
 ANIONS_FILE = files.SCREEN_FUNNEL_ANIONS
-SURVIVORS_FILE = "funnel_survivors.csv"
-UNKNOWN_FILE = "funnel_unknown_window.csv"
+SURVIVORS_FILE = f"{files.SCREEN_FUNNEL_DIR}/funnel_survivors.csv"
+UNKNOWN_FILE = f"{files.SCREEN_FUNNEL_DIR}/funnel_unknown_window.csv"
 SWEEP_FILE = files.SCREEN_FUNNEL_SWEEP
 METRICS_FILE = files.SCREEN_FUNNEL_METRICS
 FIGURE_FILE = files.SCREEN_FUNNEL_FIGURE

@@ -29,7 +29,7 @@ POOL_COLUMNS = [
     C.BAND_GAP, C.ANION_CLASS, C.ANIONS,
 ]  # fmt: skip
 METRICS_FILE = files.SCREEN_POOL_METRICS
-UNPARSED_FILE = "pool_unparsed.csv"
+UNPARSED_FILE = f"{files.SCREEN_MP_POOL_DIR}/pool_unparsed.csv"
 LITHIUM = "Li"
 
 

@@ -57,7 +57,7 @@ POOL_2024_COLUMNS = [
     C.E_HULL, C.BAND_GAP, C.BAND_GAP_NOTE, C.ANION_CLASS, C.ANIONS,
 ]  # fmt: skip
 METRICS_FILE = files.SCREEN_POOL2024_METRICS
-UNPARSED_FILE = "pool2024_unparsed.csv"
+UNPARSED_FILE = f"{files.SCREEN_MP2024_POOL_DIR}/pool2024_unparsed.csv"
 # An element token "Li" followed by anything but a lower-case letter.
 LI_TOKEN = r"Li(?![a-z])"
 

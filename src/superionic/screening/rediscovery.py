@@ -47,7 +47,7 @@ LABEL = "measured_label"
 NOT_IN_POOL = "not in the pool"
 
 METRICS_FILE = files.SCREEN_REDISCOVERY_METRICS
-RANKING_FILE = "rediscovery_labelled.csv"
+RANKING_FILE = f"{files.SCREEN_REDISCOVERY_DIR}/rediscovery_labelled.csv"
 KNOWN_FILE = files.SCREEN_KNOWN_CONDUCTORS
 FATES_FILE = files.SCREEN_REDISCOVERY_FATES
 ECE_BINS = 10

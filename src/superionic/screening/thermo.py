@@ -59,7 +59,7 @@ THERMO_COLUMNS = [
 # how many of the most frequent missing compositions the metrics name
 N_MISSING_REPORTED = 15
 METRICS_FILE = files.SCREEN_THERMO_METRICS
-SYSTEMS_FILE = "thermo_systems.csv"
+SYSTEMS_FILE = f"{files.SCREEN_THERMO_DIR}/thermo_systems.csv"
 
 
 def parse_amounts(compositions: pd.Series) -> list[dict[str, float]]:

@@ -51,7 +51,7 @@ VOLTAGE_COLUMNS = [
 ]  # fmt: skip
 METRICS_FILE = files.SCREEN_VOLTAGE_METRICS
 AGREEMENT_FILE = files.SCREEN_VOLTAGE_AGREEMENT
-ML_CV_FILE = "voltage_ml_cv.csv"
+ML_CV_FILE = f"{files.SCREEN_VOLTAGE_DIR}/voltage_ml_cv.csv"
 
 
 def missing_competitors(hull_2024: pd.DataFrame, known_2019: set[str]) -> dict[frozenset[str], list[str]]:
