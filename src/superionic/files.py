@@ -6,7 +6,8 @@ producer's imports as DVC code deps (``tests/test_dvc_deps.py``).
 """
 
 EXPLORE_METRICS = "metrics.json"
-MD_COMPARISON_METRICS = "comparison_metrics.json"
+MD_REPORT_DIR = "md-report"  # md-report's folder under md.report_dir
+MD_COMPARISON_METRICS = f"{MD_REPORT_DIR}/comparison_metrics.json"
 
 # --- screening outputs: each stage writes into its own folder under ``screen.report_dir`` ---
 SCREEN_MP_POOL_DIR = "mp-pool"

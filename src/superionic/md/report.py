@@ -23,13 +23,13 @@ from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
-COMPARISON_CSV = "comparison.csv"
-PAIRS_CSV = "comparison_same_temperature.csv"
+COMPARISON_CSV = f"{files.MD_REPORT_DIR}/comparison.csv"
+PAIRS_CSV = f"{files.MD_REPORT_DIR}/comparison_same_temperature.csv"
 METRICS_JSON = files.MD_COMPARISON_METRICS
-FIG_OVERLAY = "arrhenius_aimd_vs_mlip.png"
-FIG_PARITY_EA = "parity_ea.png"
-FIG_PARITY_SIGMA = "parity_log10_sigma_300K.png"
-FIG_PARITY_D = "parity_log10_D_same_T.png"
+FIG_OVERLAY = f"{files.MD_REPORT_DIR}/arrhenius_aimd_vs_mlip.png"
+FIG_PARITY_EA = f"{files.MD_REPORT_DIR}/parity_ea.png"
+FIG_PARITY_SIGMA = f"{files.MD_REPORT_DIR}/parity_log10_sigma_300K.png"
+FIG_PARITY_D = f"{files.MD_REPORT_DIR}/parity_log10_D_same_T.png"
 
 # comparison table columns
 C_EA_AIMD, C_EA_AIMD_ERR = "Ea_aimd_eV", "Ea_aimd_err_eV"
