@@ -31,6 +31,12 @@ def _render(source: str, **context) -> str:
     ("{{ x|thousands }}", {"x": 1234.5}, "1,234.5"),
     ("{{ x|pm(e) }}", {"x": 0.8123, "e": 0.0041}, "0.812 ± 0.004"),
     ("{{ x|pm(e, 1) }}", {"x": 12.34, "e": 0.56}, "12.3 ± 0.6"),
+    ("{{ x|pm(e, 2, '–') }}", {"x": 0.4912, "e": float("nan")}, "0.49 ± –"),
+    ("{{ x|pm(e, 2, '–') }}", {"x": float("inf"), "e": 0.1}, "–"),
+    ("{{ x|num }}", {"x": 1.005}, "1.00"),
+    ("{{ x|num('.2e') }}", {"x": 2}, "2.00e+00"),
+    ("{{ x|num }}", {"x": None}, "–"),
+    ("{{ x|num('.1f', 'n/a') }}", {"x": float("-inf")}, "n/a"),
     ("{{ x|fmt('.4g') }}", {"x": 3.0769e-07}, "3.077e-07"),
     ("{{ x|fmt('g') }}", {"x": 3.0}, "3"),
     ("{{ p|assignments }}", {"p": {"n": 250, "lr": 0.084421, "w": None}}, "lr=0.08442, n=250, w=None"),
@@ -81,7 +87,7 @@ def test_templates_ship_with_the_package():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["superionic.reports"]
     shipped = {p for pattern in patterns for p in (TEMPLATE_DIR.parent).glob(pattern)}
     assert set(TEMPLATE_DIR.glob("*.md.j2")) <= shipped
-    assert {"classifier.md.j2", "nasicon.md.j2"} <= {p.name for p in shipped}
+    assert {"classifier.md.j2", "nasicon.md.j2", "md.md.j2", "md_barrier.md.j2"} <= {p.name for p in shipped}
 
 
 # Byte-identity of the templated reports: rendered from the stage outputs git tracks, they must equal the
@@ -153,3 +159,24 @@ def test_classifier_report_renders_byte_identical_from_tracked_outputs(tracked_p
     OmegaConf.update(cfg, "classifier.best_params", str(tmp_path / "best_params.json"))
     text = render(report.TEMPLATE, report.context(cfg))
     assert text == expected
+
+
+def test_md_report_renders_byte_identical_from_tracked_outputs(tracked_params):
+    """All of md-report's inputs are tracked (reports/md/*.csv, mlip_metrics.json): nothing to rebuild."""
+    import json
+
+    from superionic.md import aimd, mlip, report
+    from superionic.md import tables as T
+
+    root, cfg = tracked_params
+    md = cfg.md
+    out = Path(md.report_dir)
+    aimd_runs, aimd_fits = T.read_csv(out / aimd.RUNS_CSV), T.read_csv(out / aimd.FITS_CSV)
+    mlip_runs, mlip_fits = T.read_csv(out / mlip.RUNS_CSV), T.read_csv(out / mlip.FITS_CSV)
+    mlip_metrics = json.loads((out / mlip.METRICS_JSON).read_text(encoding="utf-8"))
+    timing = {"device": md.mlip.device, "n_jobs": md.mlip.n_jobs, "threads": md.mlip.threads}
+    comp = report.compare_fits(aimd_fits, mlip_fits)
+    pairs = report.same_temperature_pairs(aimd_runs, mlip_runs)
+    text = report.render(cfg, aimd_runs, aimd_fits, mlip_runs, mlip_fits, mlip_metrics, timing, comp, pairs,
+                         report.comparison_metrics(comp, pairs))
+    assert text == (root / md.report).read_text(encoding="utf-8")
