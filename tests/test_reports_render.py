@@ -87,7 +87,8 @@ def test_templates_ship_with_the_package():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["superionic.reports"]
     shipped = {p for pattern in patterns for p in (TEMPLATE_DIR.parent).glob(pattern)}
     assert set(TEMPLATE_DIR.glob("*.md.j2")) <= shipped
-    assert {"classifier.md.j2", "nasicon.md.j2", "md.md.j2", "md_barrier.md.j2"} <= {p.name for p in shipped}
+    assert {"classifier.md.j2", "nasicon.md.j2", "md.md.j2", "md_barrier.md.j2", "generalization.md.j2",
+            "generalization_variants.md.j2", "classifier_generalization.md.j2"} <= {p.name for p in shipped}
 
 
 # Byte-identity of the templated reports: rendered from the stage outputs git tracks, they must equal the
@@ -180,3 +181,33 @@ def test_md_report_renders_byte_identical_from_tracked_outputs(tracked_params):
     text = report.render(cfg, aimd_runs, aimd_fits, mlip_runs, mlip_fits, mlip_metrics, timing, comp, pairs,
                          report.comparison_metrics(comp, pairs))
     assert text == (root / md.report).read_text(encoding="utf-8")
+
+
+def test_generalization_report_renders_byte_identical_from_tracked_outputs(tracked_params):
+    """generalize's report from its tracked outputs; the row count (the dataset, DVC-cached) is the random
+    protocol's n in variants.csv, which scores every row."""
+    import json
+
+    from superionic.classifier import generalize as G
+
+    root, cfg = tracked_params
+    g = cfg.generalize
+    out = Path(g.report_dir)
+    metrics = json.loads(Path(g.metrics).read_text(encoding="utf-8"))
+    table = pd.read_csv(out / G.VARIANTS_CSV)
+    n_rows = int(table.loc[table["protocol"] == G.RANDOM, "n"].iloc[0])
+    pretrain = json.loads(Path(g.pretrain.metrics).read_text(encoding="utf-8"))
+    text = G.render_report(metrics, table, pd.read_csv(out / G.SOURCES_CSV), pd.read_csv(out / G.FAMILY_CSV),
+                           pretrain, cfg, n_rows)
+    assert text == (root / g.report).read_text(encoding="utf-8")
+
+
+def test_generalization_section_is_the_classifier_reports_section_6(tracked_params):
+    """The classifier report includes the section; the ablation report appends it unnumbered."""
+    from superionic.classifier import report
+
+    root, cfg = tracked_params
+    section = report.generalization_section(cfg)
+    assert section.startswith("## 6. Generalization variants")
+    assert section in (root / cfg.classifier.report).read_text(encoding="utf-8")
+    assert report.generalization_section(cfg, number="") == section.replace("## 6. ", "## ", 1)
