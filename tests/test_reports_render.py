@@ -88,7 +88,8 @@ def test_templates_ship_with_the_package():
     shipped = {p for pattern in patterns for p in (TEMPLATE_DIR.parent).glob(pattern)}
     assert set(TEMPLATE_DIR.glob("*.md.j2")) <= shipped
     assert {"classifier.md.j2", "nasicon.md.j2", "md.md.j2", "md_barrier.md.j2", "generalization.md.j2",
-            "generalization_variants.md.j2", "classifier_generalization.md.j2"} <= {p.name for p in shipped}
+            "generalization_variants.md.j2", "classifier_generalization.md.j2",
+            "data.md.j2"} <= {p.name for p in shipped}
 
 
 # Byte-identity of the templated reports: rendered from the stage outputs git tracks, they must equal the
@@ -211,3 +212,39 @@ def test_generalization_section_is_the_classifier_reports_section_6(tracked_para
     assert section.startswith("## 6. Generalization variants")
     assert section in (root / cfg.classifier.report).read_text(encoding="utf-8")
     assert report.generalization_section(cfg, number="") == section.replace("## 6. ", "## ", 1)
+
+
+def test_data_report_renders_byte_identical_from_tracked_outputs(tracked_params):
+    """The dataset stage's report. Tracked: the ingest metrics, rejected rows, repairs, duplicate conflicts and
+    dataset metrics (written with sorted keys; the stage's key order is the report table's). The interim records
+    (DVC-cached) are stubbed with the counts the report quotes, and the variant summary and family map tables
+    (computed from them) are read back from the report."""
+    import json
+    import re
+
+    from superionic.data import columns as C
+    from superionic.data import report
+
+    root, cfg = tracked_params
+    expected = (root / cfg.paths.data_report).read_text(encoding="utf-8")
+    summary_header = "| variant | sources | records | materials | duplicate_groups | conflicting_groups | superionic " \
+                     "| not_superionic | superionic_fraction | li_materials | na_materials |"
+    summary = pd.DataFrame([[_scalar(v) for v in row] for row in _table_after(expected, summary_header)],
+                           columns=[c.strip() for c in summary_header.strip("|").split("|")])
+    family_table = pd.DataFrame([[*row[:3], int(row[3])] for row in _table_after(
+        expected, "| spelling | family | status | records |")], columns=["spelling", "family", "status", "records"])
+    metrics_header = next(line for line in expected.split("\n") if line.startswith("| variant | materials |"))
+    stored = json.loads(Path(cfg.paths.dataset_metrics).read_text(encoding="utf-8"))
+    metrics = {k.strip(): stored[k.strip()] for k in metrics_header.strip("|").split("|")}
+    n_bounds, largest = re.search(r"(\d+) records give only an upper bound.*largest bound is (\S+) S/cm",
+                                  expected).groups()
+    n_without, n_records = map(int, re.search(r"family-grouped CV: (\d+) of (\d+) records", expected).groups())
+    records = pd.DataFrame({C.SIGMA: [float(largest)] * n_records,
+                            C.SIGMA_CENSORED: ["<"] * int(n_bounds) + [""] * (n_records - int(n_bounds)),
+                            C.FAMILY: [None] * n_without + ["x"] * (n_records - n_without)})
+    text = report.render_data_report(
+        json.loads(Path(cfg.paths.ingest_metrics).read_text(encoding="utf-8")),
+        pd.read_csv(cfg.paths.rejected_rows, keep_default_na=False),
+        pd.read_csv(cfg.paths.repairs, keep_default_na=False), summary,
+        pd.read_csv(cfg.paths.duplicate_conflicts, keep_default_na=False), metrics, cfg, family_table, records)
+    assert text == expected
