@@ -41,6 +41,13 @@ def fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+def num(value: Any, spec: str = ".2f", missing: str = "–") -> str:
+    """A number as a float through ``spec``; ``missing`` (an en dash) for None, NaN and infinities."""
+    if value is None or not math.isfinite(float(value)):
+        return missing
+    return format(float(value), spec)
+
+
 def pct(value: float, digits: int = 1) -> str:
     """A fraction as a percentage with a space before the sign: 0.847 -> ``84.7 %``."""
     return f"{100 * value:.{digits}f} %"
@@ -51,8 +58,14 @@ def thousands(value: Any) -> str:
     return f"{value:,}"
 
 
-def pm(value: float, error: float, digits: int = 3) -> str:
-    """A value with its standard error: ``0.812 ± 0.004``."""
+def pm(value: float, error: float, digits: int = 3, missing: str | None = None) -> str:
+    """A value with its standard error: ``0.812 ± 0.004``. With ``missing``, a value that is not a
+    finite number is ``missing`` and so is a non-finite error (``0.49 ± –``) (see :func:`num`)."""
+    if missing is not None:
+        if value is None or not math.isfinite(float(value)):
+            return missing
+        spec = f".{digits}f"
+        return f"{num(value, spec, missing)} ± {num(error, spec, missing)}"
     return f"{value:.{digits}f} ± {error:.{digits}f}"
 
 
@@ -79,6 +92,7 @@ def frame_table(frame: Any, floatfmt: str = ".4g", missing: str = "", escape: bo
 FILTERS = {
     "fixed": fixed,
     "fmt": fmt,
+    "num": num,
     "pct": pct,
     "thousands": thousands,
     "pm": pm,
