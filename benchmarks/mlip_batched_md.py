@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--aimd-runs", default="reports/md/aimd_runs.csv",
+    parser.add_argument("--aimd-runs", default=f"reports/md/{aimd.RUNS_CSV}",
                         help="aimd stage runs table, for the validation run-length plan")  # fmt: skip
     args = parser.parse_args()
 
@@ -105,7 +105,7 @@ def main() -> None:
           f"{1e3 * t_stock_seq:.0f} ms, CHGNet batched {1e3 * t_stock_batch:.0f} ms, "
           f"batched without the second-order graph {1e3 * t_ours:.0f} ms")  # fmt: skip
 
-    runs_csv, fits_csv = Path(args.aimd_runs), Path(args.aimd_runs).with_name(aimd.FITS_CSV)
+    runs_csv, fits_csv = Path(args.aimd_runs), Path(args.aimd_runs).with_name(Path(aimd.FITS_CSV).name)
     if runs_csv.exists() and fits_csv.exists():
         from superionic.config import compose
         from superionic.md.report import validation_plan

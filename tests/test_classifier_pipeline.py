@@ -38,7 +38,8 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
     assert metrics["grouped"]["chemsys"]["status"] == "ok"
     text = (tmp_path / cfg.classifier.report).read_text()
     assert "Honest generalization" in text and "Gradient boosting" in text
-    for fig in ["accuracy_distribution.png", "confusion_matrices.png", "paper_vs_grouped.png", "shap/shap_gb.png"]:
+    for fig in ["figures/accuracy_distribution.png", "figures/confusion_matrices.png", "figures/paper_vs_grouped.png",
+                "importance/shap/shap_gb.png"]:
         assert (tmp_path / cfg.classifier.report_dir / fig).stat().st_size > 1000
     ens = ensemble.load_ensemble(tmp_path / cfg.classifier.ensemble_model)
     assert ens.member_names == ["gb", "lgbm"] and ens.n_splits == 3 and ens.feature_columns == feats

@@ -108,3 +108,30 @@ def test_chemsys_is_never_merged():
     frame = pd.DataFrame({CHEMSYS: ["Li-P", "Li-P-S", "Ge-Li-O-P", "Ge-Li-O-P-S"]})
     groups, mask = group_labels(frame, CHEMSYS)
     assert len(set(groups)) == 4 and mask.all()
+
+
+def test_models_evaluated_one_by_one_merge_into_the_joint_tables(data, tmp_path):
+    """evaluate@<model> per model, then classifier-collect: the same tables (values and column order)
+    as scoring all models together, after a JSON round trip of each model's file."""
+    import json
+
+    from superionic.classifier.collect import combine
+    from superionic.classifier.evaluate import evaluate_model
+    from superionic.io import write_json
+
+    names = list(SPECS)
+    docs = {}
+    for name in names:
+        path = write_json(evaluate_model(name, SPECS[name], BEST[name], data, 3, 0.2, [CHEMSYS, FAMILY], 3, seed=0),
+                          tmp_path / f"{name}.json")
+        docs[name] = json.loads(path.read_text(encoding="utf-8"))
+    merged = combine(docs, names)
+    joint_splits, joint_paper = evaluate_paper(SPECS, BEST, data, 3, 0.2, seed=0)
+    pd.testing.assert_frame_equal(merged["per_split"], joint_splits)
+    assert merged["metrics"]["paper"] == joint_paper
+    joint_info, joint_table = evaluate_groups(SPECS, BEST, data, CHEMSYS, 3, seed=0)
+    assert merged["metrics"]["grouped"][CHEMSYS]["models"] == joint_info["models"]
+    ours = merged["group_table"]
+    ours = ours[ours["grouping"] == CHEMSYS].sort_values(["model", "group"]).reset_index(drop=True)
+    theirs = joint_table.sort_values(["model", "group"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)

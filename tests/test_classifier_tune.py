@@ -80,6 +80,8 @@ def test_study_name_changes_with_data_and_space(data):
     assert study_name("tree", SPEC, settings, fingerprint(other)) != base
     wider = {**SPEC, "search_space": {**SPEC["search_space"], "max_depth": {"type": "int", "low": 1, "high": 9}}}
     assert study_name("tree", wider, settings, fingerprint(data)) != base
+    # a display label is not part of the identity: relabelling resumes the same study
+    assert study_name("tree", {**SPEC, "label": "Another name"}, settings, fingerprint(data)) == base
 
 
 def test_bad_search_space_fails_with_its_key(data, tmp_path):

@@ -327,11 +327,34 @@ def _with_referenced(names: set[str]) -> set[str]:
     return seen
 
 
+def _entry_point_imports(module: str) -> set[str]:
+    """``superionic`` report modules (``*.report``) imported inside ``module``'s own entry points: a
+    ``run_stage`` handing its report to one, as the dataset stage does. (Other modules a run_stage imports
+    for their code, e.g. generalize's model classes, do not render their stage's template here.)"""
+    path = module_file(module)
+    assert path is not None
+    found: set[str] = set()
+    for statement in ast.parse(path.read_text(encoding="utf-8")).body:
+        if not (isinstance(statement, ast.FunctionDef) and statement.name in ENTRY_POINTS):
+            continue
+        for node in ast.walk(statement):
+            if isinstance(node, ast.ImportFrom) and _ours(_absolute(module, node)):
+                origin = _absolute(module, node)
+                found |= {name for name in (origin, *(f"{origin}.{a.name}" for a in node.names))
+                          if module_file(name) is not None and not _is_package(name)}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if _ours(a.name) and module_file(a.name) is not None}
+    return {name for name in found if name.rsplit(".", 1)[-1] == "report"}
+
+
 def required_templates(module: str) -> set[str]:
     """Repository-relative template files the stage running ``module`` renders: the templates its own
-    module names (the one whose ``run_stage`` writes the report) and the templates those pull in."""
-    return {(TEMPLATE_DIR / name).relative_to(REPO_ROOT).as_posix()
-            for name in _with_referenced(_template_literals(module))}
+    module names (the one whose ``run_stage`` writes the report) or a module its ``run_stage`` imports
+    (a report module it hands the writing to), and the templates those pull in."""
+    names = _template_literals(module)
+    for imported in _entry_point_imports(module):
+        names |= _template_literals(imported)
+    return {(TEMPLATE_DIR / name).relative_to(REPO_ROOT).as_posix() for name in _with_referenced(names)}
 
 
 @pytest.mark.parametrize("stage", CLI_STAGES)
@@ -351,6 +374,8 @@ def test_report_stages_render_their_templates():
     rendered = {stage: required_templates(_command_module(_stages()[stage]["cmd"])) for stage in CLI_STAGES}
     assert "src/superionic/reports/templates/classifier.md.j2" in rendered["classifier-report"]
     assert "src/superionic/reports/templates/nasicon.md.j2" in rendered["nasicon-report"]
+    assert "src/superionic/reports/templates/screening.md.j2" in rendered["screen-report"]
+    assert "src/superionic/reports/templates/data.md.j2" in rendered["dataset"]  # named by its run_stage's import
     every = {path.relative_to(REPO_ROOT).as_posix() for path in TEMPLATE_DIR.glob("*" + TEMPLATE_SUFFIX)}
     unused = every - set().union(*rendered.values())
     assert not unused, f"templates no stage renders (dead, or named where this test cannot see): {sorted(unused)}"

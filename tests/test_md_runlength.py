@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from superionic.md import analysis, runlength
+from superionic.md import aimd, analysis, runlength
 
 from conftest import REPO_ROOT
 
@@ -55,7 +55,7 @@ def test_validation_config_runs_are_long_enough():
     from superionic.config import compose
 
     md = compose(["md=validation"]).md
-    aimd_runs = pd.read_csv(REPO_ROOT / "reports" / "md" / "aimd_runs.csv")
+    aimd_runs = pd.read_csv(REPO_ROOT / "reports" / "md" / aimd.RUNS_CSV)
     plan = runlength.estimate_run_lengths(
         aimd_runs, VALIDATION_MATERIALS, target_rsd=0.3, site_distance=md.analysis.site_distance,
         timestep_fs=md.mlip.timestep_fs, equilibration_steps=md.mlip.equilibration_steps,

@@ -114,7 +114,7 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     report.run_stage(cfg)
     text = (tmp_path / "reports" / "md.md").read_text()
     assert "mp-1" in text and "MP_API_KEY not set" in text and "test runs" in text
-    assert "(md/aimd_arrhenius.png)" in text
+    assert f"(md/{aimd.FIGURE})" in text
     cmp = json.loads((out / report.METRICS_JSON).read_text())
     assert cmp["dEa_weighted_mean_eV"] == pytest.approx(-0.1, abs=1e-6)
     assert cmp["dlog10_D_same_T_weighted_mean"] == pytest.approx(0.3, abs=1e-6)

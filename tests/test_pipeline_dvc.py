@@ -43,8 +43,8 @@ def test_foundation_stages_run_through_dvc_and_are_idempotent(tmp_path):
 
     frame, features = load_dataset(repo / "data/processed/dataset.parquet")
     assert len(features) == 150 and len(frame) == 3  # kang rows minus the missing-subscript one
-    assert (repo / "reports/data/rejected_rows.csv").read_text().count("missing subscript") == 1
-    assert "## Dataset variants" in (repo / "reports/data/README.md").read_text()
+    assert (repo / "reports/data/ingest/rejected_rows.csv").read_text().count("missing subscript") == 1
+    assert "## Dataset variants" in (repo / "reports/data/dataset/README.md").read_text()
 
     import mlflow
 

@@ -31,6 +31,12 @@ def _render(source: str, **context) -> str:
     ("{{ x|thousands }}", {"x": 1234.5}, "1,234.5"),
     ("{{ x|pm(e) }}", {"x": 0.8123, "e": 0.0041}, "0.812 ± 0.004"),
     ("{{ x|pm(e, 1) }}", {"x": 12.34, "e": 0.56}, "12.3 ± 0.6"),
+    ("{{ x|pm(e, 2, '–') }}", {"x": 0.4912, "e": float("nan")}, "0.49 ± –"),
+    ("{{ x|pm(e, 2, '–') }}", {"x": float("inf"), "e": 0.1}, "–"),
+    ("{{ x|num }}", {"x": 1.005}, "1.00"),
+    ("{{ x|num('.2e') }}", {"x": 2}, "2.00e+00"),
+    ("{{ x|num }}", {"x": None}, "–"),
+    ("{{ x|num('.1f', 'n/a') }}", {"x": float("-inf")}, "n/a"),
     ("{{ x|fmt('.4g') }}", {"x": 3.0769e-07}, "3.077e-07"),
     ("{{ x|fmt('g') }}", {"x": 3.0}, "3"),
     ("{{ p|assignments }}", {"p": {"n": 250, "lr": 0.084421, "w": None}}, "lr=0.08442, n=250, w=None"),
@@ -81,12 +87,15 @@ def test_templates_ship_with_the_package():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["superionic.reports"]
     shipped = {p for pattern in patterns for p in (TEMPLATE_DIR.parent).glob(pattern)}
     assert set(TEMPLATE_DIR.glob("*.md.j2")) <= shipped
-    assert {"classifier.md.j2", "nasicon.md.j2"} <= {p.name for p in shipped}
+    assert {"classifier.md.j2", "nasicon.md.j2", "screening.md.j2", "md.md.j2", "md_barrier.md.j2",
+            "generalization.md.j2", "generalization_variants.md.j2", "classifier_generalization.md.j2",
+            "data.md.j2"} <= {p.name for p in shipped}
 
 
 # Byte-identity of the templated reports: rendered from the stage outputs git tracks, they must equal the
 # reports git tracks (written by the string-building code the templates replaced). The few inputs DVC caches
-# instead of git (the SIS feature list, the tuned parameters) are rebuilt from the report's own table.
+# instead of git (the SIS feature list, the tuned parameters) are rebuilt from the report's own table; every
+# input of screening.md is git-tracked (reports/screening/), so it needs no stand-in.
 
 def _table_after(text: str, header: str) -> list[list[str]]:
     lines = text.split("\n")
@@ -152,4 +161,116 @@ def test_classifier_report_renders_byte_identical_from_tracked_outputs(tracked_p
     (tmp_path / "best_params.json").write_text(json.dumps({"models": best}), encoding="utf-8")
     OmegaConf.update(cfg, "classifier.best_params", str(tmp_path / "best_params.json"))
     text = render(report.TEMPLATE, report.context(cfg))
+    assert text == expected
+
+
+def test_screening_report_renders_byte_identical_from_tracked_outputs(tracked_params):
+    from superionic.screening import report
+
+    root, cfg = tracked_params
+    expected = (root / cfg.screen.report).read_text(encoding="utf-8")
+    text = render(report.TEMPLATE, report.context(cfg))
+    assert text == expected
+
+
+def test_screening_report_takes_the_papers_numbers_from_the_configuration(tracked_params):
+    """The Kang 2023 counts are rendered from references.kang2023, not typed into the template."""
+    from omegaconf import OmegaConf
+
+    from superionic.screening import report
+
+    _, cfg = tracked_params
+    OmegaConf.update(cfg, "references.kang2023.funnel.pool", 12345)
+    OmegaConf.update(cfg, "references.kang2023.unanimous.both", 7)
+    text = render(report.TEMPLATE, report.context(cfg))
+    assert "Paper: 12,345 → 3,190" in text and "The paper started from 12,345 Li materials" in text
+    assert "| all members | 0 | 7 |" in text
+    assert "20,237" not in text and "20237" not in (Path(report.__file__).parent.parent / "reports" / "templates"
+                                                    / report.TEMPLATE).read_text(encoding="utf-8")
+
+
+def test_md_report_renders_byte_identical_from_tracked_outputs(tracked_params):
+    """All of md-report's inputs are tracked (reports/md/*.csv, mlip_metrics.json): nothing to rebuild."""
+    import json
+
+    from superionic.md import aimd, mlip, report
+    from superionic.md import tables as T
+
+    root, cfg = tracked_params
+    md = cfg.md
+    out = Path(md.report_dir)
+    aimd_runs, aimd_fits = T.read_csv(out / aimd.RUNS_CSV), T.read_csv(out / aimd.FITS_CSV)
+    mlip_runs, mlip_fits = T.read_csv(out / mlip.RUNS_CSV), T.read_csv(out / mlip.FITS_CSV)
+    mlip_metrics = json.loads((out / mlip.METRICS_JSON).read_text(encoding="utf-8"))
+    timing = {"device": md.mlip.device, "n_jobs": md.mlip.n_jobs, "threads": md.mlip.threads}
+    comp = report.compare_fits(aimd_fits, mlip_fits)
+    pairs = report.same_temperature_pairs(aimd_runs, mlip_runs)
+    text = report.render(cfg, aimd_runs, aimd_fits, mlip_runs, mlip_fits, mlip_metrics, timing, comp, pairs,
+                         report.comparison_metrics(comp, pairs))
+    assert text == (root / md.report).read_text(encoding="utf-8")
+
+
+def test_generalization_report_renders_byte_identical_from_tracked_outputs(tracked_params):
+    """generalize's report from its tracked outputs; the row count (the dataset, DVC-cached) is the random
+    protocol's n in variants.csv, which scores every row."""
+    import json
+
+    from superionic.classifier import generalize as G
+
+    root, cfg = tracked_params
+    g = cfg.generalize
+    out = Path(g.report_dir)
+    metrics = json.loads(Path(g.metrics).read_text(encoding="utf-8"))
+    table = pd.read_csv(out / G.VARIANTS_CSV)
+    n_rows = int(table.loc[table["protocol"] == G.RANDOM, "n"].iloc[0])
+    pretrain = json.loads(Path(g.pretrain.metrics).read_text(encoding="utf-8"))
+    text = G.render_report(metrics, table, pd.read_csv(out / G.SOURCES_CSV), pd.read_csv(out / G.FAMILY_CSV),
+                           pretrain, cfg, n_rows)
+    assert text == (root / g.report).read_text(encoding="utf-8")
+
+
+def test_generalization_section_is_the_classifier_reports_section_6(tracked_params):
+    """The classifier report includes the section; the ablation report appends it unnumbered."""
+    from superionic.classifier import report
+
+    root, cfg = tracked_params
+    section = report.generalization_section(cfg)
+    assert section.startswith("## 6. Generalization variants")
+    assert section in (root / cfg.classifier.report).read_text(encoding="utf-8")
+    assert report.generalization_section(cfg, number="") == section.replace("## 6. ", "## ", 1)
+
+
+def test_data_report_renders_byte_identical_from_tracked_outputs(tracked_params):
+    """The dataset stage's report. Tracked: the ingest metrics, rejected rows, repairs, duplicate conflicts and
+    dataset metrics (written with sorted keys; the stage's key order is the report table's). The interim records
+    (DVC-cached) are stubbed with the counts the report quotes, and the variant summary and family map tables
+    (computed from them) are read back from the report."""
+    import json
+    import re
+
+    from superionic.data import columns as C
+    from superionic.data import report
+
+    root, cfg = tracked_params
+    expected = (root / cfg.paths.data_report).read_text(encoding="utf-8")
+    summary_header = "| variant | sources | records | materials | duplicate_groups | conflicting_groups | superionic " \
+                     "| not_superionic | superionic_fraction | li_materials | na_materials |"
+    summary = pd.DataFrame([[_scalar(v) for v in row] for row in _table_after(expected, summary_header)],
+                           columns=[c.strip() for c in summary_header.strip("|").split("|")])
+    family_table = pd.DataFrame([[*row[:3], int(row[3])] for row in _table_after(
+        expected, "| spelling | family | status | records |")], columns=["spelling", "family", "status", "records"])
+    metrics_header = next(line for line in expected.split("\n") if line.startswith("| variant | materials |"))
+    stored = json.loads(Path(cfg.paths.dataset_metrics).read_text(encoding="utf-8"))
+    metrics = {k.strip(): stored[k.strip()] for k in metrics_header.strip("|").split("|")}
+    n_bounds, largest = re.search(r"(\d+) records give only an upper bound.*largest bound is (\S+) S/cm",
+                                  expected).groups()
+    n_without, n_records = map(int, re.search(r"family-grouped CV: (\d+) of (\d+) records", expected).groups())
+    records = pd.DataFrame({C.SIGMA: [float(largest)] * n_records,
+                            C.SIGMA_CENSORED: ["<"] * int(n_bounds) + [""] * (n_records - int(n_bounds)),
+                            C.FAMILY: [None] * n_without + ["x"] * (n_records - n_without)})
+    text = report.render_data_report(
+        json.loads(Path(cfg.paths.ingest_metrics).read_text(encoding="utf-8")),
+        pd.read_csv(cfg.paths.rejected_rows, keep_default_na=False),
+        pd.read_csv(cfg.paths.repairs, keep_default_na=False), summary,
+        pd.read_csv(cfg.paths.duplicate_conflicts, keep_default_na=False), metrics, cfg, family_table, records)
     assert text == expected

@@ -78,21 +78,21 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
     OmegaConf.update(cfg, "screen.vox_model.cv_folds", 2)
     for stage in (pool, pool2024, thermo, features, voltage, funnel):
         stage.run_stage(cfg)
-    counts = pd.read_csv(tmp_path / "reports/screening/funnel_counts.csv").set_index("step")
+    counts = pd.read_csv(tmp_path / "reports/screening/funnel/funnel_counts.csv").set_index("step")
     # 2019: pool 9 Li entries -> no Ti 8 -> gap >= 1: 6 (not LiO2, Li) -> E_hull: Li2O, Li2O2, Li3N, Li2S -> V_ox: Li2O2
     assert counts["mp2019"].tolist() == [9, 8, 6, 4, 1, 0]
     # 2024: 9 Li materials (NaCl is not) -> no Ti 8 -> gap: Li2O x2 (mp-2 by its polymorph), Li2O2, LiF, Li2S,
     # LiCl (Li3N absent from the file: gap < 0.5 eV; LiI above coverage: unknown) -> E_hull 0: 5
     assert counts["mp2024"].tolist()[:4] == [9, 8, 6, 5]
     assert counts.loc["v_ox", "mp2024"] + counts.loc["v_ox_unknown", "mp2024"] <= 5
-    survivors = pd.read_csv(tmp_path / "reports/screening/funnel_survivors.csv")
+    survivors = pd.read_csv(tmp_path / "reports/screening/funnel/funnel_survivors.csv")
     assert set(survivors["release"]) <= {"mp2024"}
     # LiCl: no 2019 energy (incomplete), Wang gives 4.3 V > 3.7 V
     assert "LiCl" in survivors["formula"].tolist()
     assert survivors.set_index("formula").loc["LiCl", "v_ox_source"] == "wang2024"
-    metrics = json.loads((tmp_path / "reports/screening/thermo_metrics.json").read_text())
+    metrics = json.loads((tmp_path / "reports/screening/thermo/thermo_metrics.json").read_text())
     assert metrics["wang2024_check"]["n_matched"] == 3
     assert "hull_and_window_seconds" not in metrics  # timing stays out of the tracked metrics
-    text = report.render(cfg.screen)
+    text = report.render(cfg)
     assert "| e_hull | 5 | 5 | 4 | 4 | 567 |" in text and "prediction stage has not run" in text
     assert "rediscovery stage has not run" in text

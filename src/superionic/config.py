@@ -84,12 +84,16 @@ class PathsConfig:
     """Outputs of the foundation stages (dvc.yaml interpolates these)."""
 
     interim: str = MISSING
+    # *_reports: a stage's own output folder (its report files live inside it)
+    ingest_reports: str = MISSING
     rejected_rows: str = MISSING
     repairs: str = MISSING
     ingest_metrics: str = MISSING
     composition_features: str = MISSING
+    featurize_reports: str = MISSING
     featurize_metrics: str = MISSING
     dataset: str = MISSING
+    dataset_reports: str = MISSING
     data_report: str = MISSING
     duplicate_conflicts: str = MISSING
     dataset_metrics: str = MISSING

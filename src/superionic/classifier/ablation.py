@@ -203,7 +203,7 @@ def run_stage(cfg: DictConfig) -> StageResult:
     frame = collect(experiments(c.ablation_json, c.metrics), c.metrics, models)
     text = render(frame, models, chosen_members(cfg), labels)
     # representation variants of the workspace run: one stage scores them all on identical folds
-    text += "\n" + generalization_section(cfg).replace("## 6. ", "## ")
+    text += "\n" + generalization_section(cfg, number="")
     write_text(text, c.ablation_report)
     log.info("wrote %s (%d experiments)", c.ablation_report, len(frame))
     return StageResult(artifacts=[c.ablation_report])

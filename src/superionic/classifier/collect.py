@@ -23,12 +23,14 @@ from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
-PAPER_SPLITS_CSV = "paper_splits.csv"
-GROUPED_CSV = "grouped_cv.csv"
-GROUP_ACCURACY_CSV = "group_accuracy.csv"
+# classifier-collect writes into its own folder under classifier.report_dir
+SCORES_DIR = "scores"
+PAPER_SPLITS_CSV = f"{SCORES_DIR}/paper_splits.csv"
+GROUPED_CSV = f"{SCORES_DIR}/grouped_cv.csv"
+GROUP_ACCURACY_CSV = f"{SCORES_DIR}/group_accuracy.csv"
 # Wide copies for `dvc plots` (one column per model / per protocol).
-PLOT_SPLITS_CSV = "plot_accuracy_by_split.csv"
-PLOT_PROTOCOLS_CSV = "plot_accuracy_by_protocol.csv"
+PLOT_SPLITS_CSV = f"{SCORES_DIR}/plot_accuracy_by_split.csv"
+PLOT_PROTOCOLS_CSV = f"{SCORES_DIR}/plot_accuracy_by_protocol.csv"
 GROUP_ACCURACY_COLUMNS = ["grouping", "model", "group", "n", "positives", "accuracy"]
 
 
@@ -68,7 +70,8 @@ def combine(evaluated: Mapping[str, Mapping[str, Any]], names: list[str]) -> dic
     if missing:
         raise ValueError(f"classifier.evaluate_dir lacks {missing}; rerun `dvc repro`")
     docs = [evaluated[n] for n in names]
-    per_split = pd.concat([pd.DataFrame(d["paper_splits"]) for d in docs], ignore_index=True)
+    per_split = pd.concat([pd.DataFrame(d["paper_splits"]["data"], columns=d["paper_splits"]["columns"]) for d in docs],
+                          ignore_index=True)
     paper = {n: evaluated[n]["paper"] for n in names}
     grouped: dict[str, Any] = {}
     for column, first in docs[0]["grouped"].items():

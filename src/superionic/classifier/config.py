@@ -195,4 +195,6 @@ class GeneralizeConfig:
     report_dir: str = MISSING
     report: str = MISSING
     metrics: str = MISSING
+    # the default variant's out-of-fold probabilities (DVC-cached, not git)
+    out_of_fold: str = MISSING
     model: str = MISSING

@@ -285,7 +285,7 @@ def training_summary(ens: Ensemble, data: ClassifierData) -> dict[str, Any]:
     return out
 
 
-ENSEMBLE_SUMMARY_JSON = "ensemble_summary.json"
+ENSEMBLE_SUMMARY_JSON = "ensemble/summary.json"  # the stage's folder under classifier.report_dir
 MEMBERS_KEY = "members"
 
 

@@ -114,7 +114,8 @@ def evaluate_model(
     return {
         "model": name,
         "dataset": dataset_summary(data),
-        "paper_splits": per_split.to_dict(orient="records"),
+        # columns and rows (not records): JSON sorts keys, and the merged table keeps this column order
+        "paper_splits": {"columns": list(per_split.columns), "data": per_split.to_numpy().tolist()},
         "paper": paper[name],
         "grouped": grouped,
         "group_accuracy": pd.concat(tables, ignore_index=True).to_dict(orient="records") if tables else [],

@@ -31,6 +31,7 @@ out-of-fold predictions) and its training features for the domain check.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -325,22 +326,23 @@ def paper_protocol_accuracy(
 # --- the stage ----------------------------------------------------------------
 
 COVERAGE_GRID = tuple(round(c, 2) for c in np.arange(0.1, 1.0001, 0.05))
-VARIANTS_CSV = "variants.csv"
-SOURCES_CSV = "leave_one_source_out.csv"
-OOF_CSV = "default_out_of_fold.csv"
-COVERAGE_CSV = "accuracy_coverage.csv"
-RELIABILITY_CSV = "reliability.csv"
-FAMILY_CSV = "default_per_family.csv"
+# the stage's folder under generalize.report_dir (the out-of-fold table is DVC-cached: generalize.out_of_fold)
+GENERALIZE_DIR = "generalize"
+VARIANTS_CSV = f"{GENERALIZE_DIR}/variants.csv"
+SOURCES_CSV = f"{GENERALIZE_DIR}/leave_one_source_out.csv"
+COVERAGE_CSV = f"{GENERALIZE_DIR}/accuracy_coverage.csv"
+RELIABILITY_CSV = f"{GENERALIZE_DIR}/reliability.csv"
+FAMILY_CSV = f"{GENERALIZE_DIR}/default_per_family.csv"
 # families smaller than this are pooled into the headline figure only
 MIN_FAMILY_ROWS = 10
-FIG_RELIABILITY = "reliability.png"
-FIG_COVERAGE = "accuracy_coverage.png"
+FIG_RELIABILITY = f"{GENERALIZE_DIR}/reliability.png"
+FIG_COVERAGE = f"{GENERALIZE_DIR}/accuracy_coverage.png"
 
 
 # predict's trust columns
-P_CALIBRATED = "p_calibrated"
+P_CALIBRATED = D.P_CALIBRATED
 CONFIDENCE = "confidence"
-ABSTAIN = "abstain"
+ABSTAIN = D.ABSTAIN
 DOMAIN_DISTANCE = "domain_distance"
 IN_DOMAIN = "in_domain"
 TRUST_COLUMNS = (P_CALIBRATED, CONFIDENCE, ABSTAIN, DOMAIN_DISTANCE, IN_DOMAIN)
@@ -551,7 +553,7 @@ def run_stage(cfg: Any) -> StageResult:
     paths = [
         write_csv(table, out / VARIANTS_CSV), write_csv(sources, out / SOURCES_CSV),
         write_csv(curve, out / COVERAGE_CSV), write_csv(reliability, out / RELIABILITY_CSV),
-        write_csv(oof_out, out / OOF_CSV), write_csv(families, out / FAMILY_CSV),
+        write_csv(oof_out, g.out_of_fold), write_csv(families, out / FAMILY_CSV),
         plot_reliability(oof, int(g.calibration_bins), out / FIG_RELIABILITY),
         plot_coverage(curve, float(g.coverage), out / FIG_COVERAGE),
     ]
@@ -592,129 +594,57 @@ BLOCK_TEXT = {
 }
 
 
-def representations_text(g: Any, pretrain: Mapping[str, Any] | None) -> list[str]:
-    used = [b for b in FEATURE_BLOCKS if any(b in blocks for blocks in g.feature_sets.values())]
-    lines = [f"- {BLOCK_TEXT[b]}" for b in used]
-    if pretrain is not None:
-        e, gap = "formation_energy_per_atom", "band_gap"
-        lines += ["", f"Pre-training: {pretrain['n_train']:,} MP-2019 compositions, "
-                  f"{pretrain['n_validation']:,} held out at random: mean absolute error "
-                  f"{pretrain[f'validation_mae_{e}']:.3f} eV/atom on the formation energy (predicting the mean: "
-                  f"{pretrain[f'validation_mae_{e}_predict_mean']:.3f}) and {pretrain[f'validation_mae_{gap}']:.3f} eV "
-                  f"on the band gap (mean: {pretrain[f'validation_mae_{gap}_predict_mean']:.3f}). A random hold-out "
-                  "shares chemical systems with training, so these errors flatter the network on new chemistry."]
-    return lines
+def representations(g: Any) -> list[str]:
+    """The feature blocks some variant uses, described."""
+    return [BLOCK_TEXT[b] for b in FEATURE_BLOCKS if any(b in blocks for blocks in g.feature_sets.values())]
+
 
 PROTOCOL_TITLES = {RANDOM: "random", CHEMSYS: "chemsys", FAMILY: "family", SOURCE: "leave-source-out"}
+TEMPLATE = "generalization.md.j2"
 
 
-def variants_markdown(table: pd.DataFrame, default: str) -> str:
-    """One row per variant: balanced accuracy under every protocol, ECE and selective accuracy (grouped)."""
-    from superionic.reports.markdown import md_table
-    from superionic.reports.render import fixed as fmt
-
+def variant_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per variant: accuracy (random), balanced accuracy under every protocol, then ECE and selective
+    accuracy under chemsys and family grouping (the columns of the variant table)."""
     wide = table.pivot(index="variant", columns="protocol", values="balanced_accuracy")
     ece = table.pivot(index="variant", columns="protocol", values="ece")
     sel = table.pivot(index="variant", columns="protocol", values="selective_accuracy")
     acc = table.pivot(index="variant", columns="protocol", values="accuracy")
-    rows = []
-    for v in wide.index:
-        rows.append([f"**{v}** (default)" if v == default else v, fmt(acc.loc[v, RANDOM]),
-                     *[fmt(wide.loc[v, p]) for p in PROTOCOLS],
-                     fmt(ece.loc[v, CHEMSYS]), fmt(ece.loc[v, FAMILY]),
-                     fmt(sel.loc[v, CHEMSYS]), fmt(sel.loc[v, FAMILY])])  # fmt: skip
-    header = ["variant", "accuracy random", *[f"bal. acc. {PROTOCOL_TITLES[p]}" for p in PROTOCOLS],
-              "ECE chemsys", "ECE family", "selective acc. chemsys", "selective acc. family"]
-    return md_table(header, rows)
+    return [{"variant": v, "values": [acc.loc[v, RANDOM], *[wide.loc[v, p] for p in PROTOCOLS],
+                                      ece.loc[v, CHEMSYS], ece.loc[v, FAMILY],
+                                      sel.loc[v, CHEMSYS], sel.loc[v, FAMILY]]}
+            for v in wide.index]  # fmt: skip
+
+
+def report_context(metrics: Mapping[str, Any], table: pd.DataFrame, sources: pd.DataFrame,
+                   families: pd.DataFrame, pretrain: Mapping[str, Any] | None, cfg: Any,
+                   n_rows: int) -> dict[str, Any]:
+    """Everything generalization.md.j2 shows, as plain data (no formatting)."""
+    per_source = sources[sources["variant"] == metrics["default"]]
+    return {
+        "cfg": cfg,
+        "metrics": metrics,
+        "n_rows": n_rows,
+        "variants": variant_rows(table),
+        "protocol_titles": [PROTOCOL_TITLES[p] for p in PROTOCOLS],
+        "representations": representations(cfg.generalize),
+        "pretrain": pretrain,
+        "min_family_rows": MIN_FAMILY_ROWS,
+        "family_rows": [[r.family, r.n, r.superionic_share, r.mean_p, r.accuracy, r.roc_auc_within_family]
+                        for r in families.itertuples(index=False)],
+        "source_rows": [[r.source, r.n, r.accuracy, r.balanced_accuracy, r.roc_auc, r.ece]
+                        for r in per_source.itertuples(index=False)],
+        "figures": {"reliability": _link(cfg.generalize, FIG_RELIABILITY), "coverage": _link(cfg.generalize, FIG_COVERAGE)},
+    }  # fmt: skip
+
+
+def _link(g: Any, name: str) -> str:
+    """A figure's path as the report (generalize.report) links it: relative to the report's folder."""
+    return os.path.relpath(Path(g.report_dir) / name, Path(g.report).parent).replace(os.sep, "/")
 
 
 def render_report(metrics: Mapping[str, Any], table: pd.DataFrame, sources: pd.DataFrame, families: pd.DataFrame,
                   pretrain: Mapping[str, Any] | None, cfg: Any, n_rows: int) -> str:
-    from superionic.reports.markdown import md_table
-    from superionic.reports.render import fixed as fmt
+    from superionic.reports.render import render
 
-    g = cfg.generalize
-    default = metrics["default"]
-    head = metrics["default_scores"]
-    cov = float(g.coverage)
-    paper = metrics["default_paper_protocol"]
-    per_source = sources[sources["variant"] == default]
-    parts = [
-        "# Generalization to unseen chemistry",
-        "",
-        "Generated by `superionic generalize`; do not edit by hand. Config: `generalize` in `conf/config.yaml`.",
-        "",
-        f"{n_rows} materials. Every variant is scored on the same folds: **random** = stratified "
-        f"{g.folds}-fold; **chemsys** = no element set on both sides; **family** = no curated structure family "
-        f"on both sides ({metrics['rows_in_family_cv']} rows have a family); **leave-source-out** = train on "
-        "the other literature sources, validate on the materials one source reports (pooled over sources). "
-        f"Each training part fits a model calibrated ({g.calibration}) on {g.inner_folds} chemsys-grouped inner "
-        "folds of that part only; validation rows are never seen by the fit, the calibration or the "
-        "abstention cut-off. Balanced accuracy = mean of the recalls of both classes (the majority class scores "
-        f"0.5). ECE: expected calibration error over {g.calibration_bins} equal-width bins. Selective accuracy: "
-        f"accuracy on the {cov:.0%} of out-of-fold predictions with the largest |p − 0.5|, abstaining on the "
-        "rest. Hyper-parameters are fixed in the config, not tuned on these rows.",
-        "",
-        variants_markdown(table, default),
-        "",
-        f"**Default: `{default}`**, the best mean balanced accuracy over {', '.join(metrics['selection'])}. "
-        f"It was chosen among {metrics['n_variants']} variants on these same folds, so its figures carry a small "
-        "selection optimism; the other variants' rows show the spread.",
-        "",
-        "## The default against the targets",
-        "",
-        md_table(["quantity", "value", "target"], [
-            ["family-grouped balanced accuracy", fmt(head[FAMILY]["balanced_accuracy"]), "≥ 0.70"],
-            ["chemsys-grouped balanced accuracy", fmt(head[CHEMSYS]["balanced_accuracy"]), "≥ 0.85"],
-            ["ECE, chemsys-grouped out of fold", fmt(head[CHEMSYS]["ece"]), "≤ 0.05"],
-            ["ECE, family-grouped out of fold", fmt(head[FAMILY]["ece"]), "≤ 0.05"],
-            [f"selective accuracy at {cov:.0%} coverage, chemsys", fmt(head[CHEMSYS]["selective_accuracy"]), "≥ 0.90"],
-            [f"selective accuracy at {cov:.0%} coverage, family", fmt(head[FAMILY]["selective_accuracy"]), "≥ 0.90"],
-            [f"paper protocol ({paper['n_splits']} random 80/20 splits), accuracy ± standard error",
-             f"{fmt(paper['accuracy_mean'])} ± {fmt(paper['accuracy_standard_error'])}", "≥ 0.85"],
-        ]),  # fmt: skip
-        "",
-        "The standard error of the paper-protocol mean treats the overlapping splits as independent, so it is a "
-        "lower bound on the uncertainty.",
-        "",
-        "## Representations measured",
-        "",
-        *representations_text(g, pretrain),
-        "",
-        "## Unseen structure families, one by one (default)",
-        "",
-        f"Each family with at least {MIN_FAMILY_ROWS} materials, scored by the model trained while that family "
-        "was held out (the family protocol). ROC-AUC within the family asks whether the ranking of its members "
-        "still works when the whole family's probabilities are shifted.",
-        "",
-        md_table(["family", "n", "superionic share", "mean P", "accuracy", "ROC-AUC within family"],
-                 [[r.family, r.n, r.superionic_share, r.mean_p, r.accuracy, r.roc_auc_within_family]
-                  for r in families.itertuples(index=False)]),  # fmt: skip
-        "",
-        "## Leave one source out (default)",
-        "",
-        md_table(["held-out source", "n", "accuracy", "balanced accuracy", "ROC-AUC", "ECE"],
-                 [[r.source, r.n, r.accuracy, r.balanced_accuracy, r.roc_auc, r.ece]
-                  for r in per_source.itertuples(index=False)]),  # fmt: skip
-        "",
-        "A source's materials overlap other sources' (the same compound measured twice); those are held out "
-        "with the source, and the training part keeps only materials no record of that source reports.",
-        "",
-        "## Trust per prediction",
-        "",
-        f"`superionic predict` reports the default's calibrated probability `p_calibrated` and `abstain` = "
-        f"|p − 0.5| < {metrics['abstain_below_confidence']:.3f}, the cut-off that keeps {cov:.0%} of the "
-        "chemsys-grouped out-of-fold predictions (so on new chemical systems it answers about that share). "
-        "Reliability diagram and accuracy-coverage curve of the default, out of fold:",
-        "",
-        f"![reliability](generalization/{FIG_RELIABILITY})",
-        "",
-        f"![accuracy-coverage](generalization/{FIG_COVERAGE})",
-        "",
-        "What these numbers cannot support: the family-grouped figure pools families of very different sizes "
-        "(NASICON is a third of the rows), so a new small family may fare worse or better; leave-source-out "
-        "mixes a change of chemistry with a change of measurement practice; none of it says how a model does "
-        "on compositions far outside all sources (use the domain flag of the screening).",
-        "",
-    ]
-    return "\n".join(parts)
+    return render(TEMPLATE, report_context(metrics, table, sources, families, pretrain, cfg, n_rows))

@@ -25,10 +25,12 @@ from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
-IMPORTANCE_CSV = "importance.csv"
-TOP_CSV = "importance_top.csv"
-COMMON_TXT = "importance_common.txt"
-SHAP_DIR = "shap"
+# the stage's folder under classifier.report_dir
+IMPORTANCE_DIR = "importance"
+IMPORTANCE_CSV = f"{IMPORTANCE_DIR}/importance.csv"
+TOP_CSV = f"{IMPORTANCE_DIR}/importance_top.csv"
+COMMON_TXT = f"{IMPORTANCE_DIR}/importance_common.txt"
+SHAP_DIR = f"{IMPORTANCE_DIR}/shap"
 
 # What each member's importance measures (printed in the report).
 IMPORTANCE_KIND = {"gb": "impurity (mean decrease)", "lgbm": "split count"}
@@ -143,7 +145,7 @@ def run_stage(cfg: DictConfig) -> StageResult:
     rows = np.sort(rng.choice(len(data.frame), size=n, replace=False))
     sample = data.X.iloc[rows]
     figures = []
-    (out_dir / SHAP_DIR).mkdir(exist_ok=True)
+    (out_dir / SHAP_DIR).mkdir(parents=True, exist_ok=True)
     for member in ens.member_names:
         values, shown = shap_values(ens, member, sample, c.shap_splits)
         path = out_dir / SHAP_DIR / f"shap_{member}.png"

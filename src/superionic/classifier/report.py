@@ -18,17 +18,17 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.io import pyplot as _plt, save_figure, write_text
-from superionic.reports.markdown import md_table
-from superionic.reports.render import fixed as fmt
 from superionic.reports.render import render as render_template
 from superionic.classifier.ensemble import ENSEMBLE_SUMMARY_JSON, MEMBERS_KEY
 from superionic.classifier.collect import GROUP_ACCURACY_CSV, GROUPED_CSV, PAPER_SPLITS_CSV
 from superionic.classifier.importance import COMMON_TXT, IMPORTANCE_KIND, SHAP_DIR, TOP_CSV
 from superionic.stage import StageResult, stage
 
-FIG_ACCURACY = "accuracy_distribution.png"
-FIG_CONFUSION = "confusion_matrices.png"
-FIG_GROUPED = "paper_vs_grouped.png"
+# classifier-report's figures: its own folder under classifier.report_dir
+FIGURES_DIR = "figures"
+FIG_ACCURACY = f"{FIGURES_DIR}/accuracy_distribution.png"
+FIG_CONFUSION = f"{FIGURES_DIR}/confusion_matrices.png"
+FIG_GROUPED = f"{FIGURES_DIR}/paper_vs_grouped.png"
 
 
 def plot_accuracy(per_split: pd.DataFrame, labels: Mapping[str, str], order: Sequence[str], path: Path) -> None:
@@ -170,7 +170,7 @@ def context(cfg: DictConfig) -> dict[str, Any]:
         "figures": {"accuracy": (rel / FIG_ACCURACY).as_posix(), "confusion": (rel / FIG_CONFUSION).as_posix(),
                     "grouped": (rel / FIG_GROUPED).as_posix(),
                     "shap": {m: (rel / SHAP_DIR / f"shap_{m}.png").as_posix() for m in members}},
-        "generalization": generalization_section(cfg),
+        "generalization": generalization_context(cfg),
     }
 
 
@@ -187,28 +187,37 @@ def render(cfg: DictConfig) -> str:
     return render_template(TEMPLATE, context(cfg))
 
 
-def generalization_section(cfg: DictConfig) -> str:
-    """The generalize stage's variant table and the default's targets, for this report and the ablation report."""
-    from superionic.classifier.generalize import VARIANTS_CSV, variants_markdown
+GENERALIZATION_TEMPLATE = "classifier_generalization.md.j2"
+
+
+def generalization_context(cfg: DictConfig) -> dict[str, Any] | None:
+    """The generalize stage's variant table and the default's scores (None before the stage ran), for this
+    report and the ablation report."""
+    from superionic.classifier.generalize import PROTOCOL_TITLES, PROTOCOLS, VARIANTS_CSV, variant_rows
 
     g = cfg.generalize
     table_path = Path(g.report_dir) / VARIANTS_CSV
     if not Path(g.metrics).exists() or not table_path.exists():
-        return "## 6. Generalization variants\n\nNot built yet: `dvc repro generalize`.\n"
+        return None
     metrics = json.loads(Path(g.metrics).read_text(encoding="utf-8"))
     head = metrics["default_scores"]
-    rel = Path(g.report).name
-    return "\n".join([
-        "## 6. Generalization variants (balanced accuracy, calibration, abstention)\n",
-        f"From `{rel}` (stage `generalize`): feature set x model, calibrated on chemsys-grouped inner folds, the "
-        "same folds for every variant. Balanced accuracy under random, chemical-system, structure-family and "
-        f"leave-one-source-out CV; ECE and selective accuracy at {g.coverage:.0%} coverage out of fold.\n",
-        variants_markdown(pd.read_csv(table_path), metrics["default"]) + "\n",
-        f"Default `{metrics['default']}` (chosen by grouped CV): family {fmt(head['family']['balanced_accuracy'])}, "
-        f"chemsys {fmt(head['chemsys']['balanced_accuracy'])}, paper protocol "
-        f"{fmt(metrics['default_paper_protocol']['accuracy_mean'])}. Details and figures: `{g.report}`.\n",
-        structure_section(Path(g.report_dir)),
-    ])
+    return {
+        "report": g.report,
+        "report_name": Path(g.report).name,
+        "coverage": g.coverage,
+        "variants": variant_rows(pd.read_csv(table_path)),
+        "protocol_titles": [PROTOCOL_TITLES[p] for p in PROTOCOLS],
+        "default": metrics["default"],
+        "family_balanced_accuracy": head["family"]["balanced_accuracy"],
+        "chemsys_balanced_accuracy": head["chemsys"]["balanced_accuracy"],
+        "paper_protocol_accuracy": metrics["default_paper_protocol"]["accuracy_mean"],
+        "structure": structure_section(Path(g.report_dir)),
+    }
+
+
+def generalization_section(cfg: DictConfig, number: str = "6. ") -> str:
+    """The generalization section on its own (the ablation report appends it, unnumbered)."""
+    return render_template(GENERALIZATION_TEMPLATE, {"generalization": generalization_context(cfg), "number": number})
 
 
 def structure_section(report_dir: Path) -> str:

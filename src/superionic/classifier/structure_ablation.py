@@ -42,8 +42,10 @@ OBELIX = "obelix2025"
 OBELIX_ID = "ID"
 STRUCT_BLOCK = "struct"
 WITHOUT, WITH = "cd", "cd+struct"
-METRICS_FILE = "structure_ablation.json"
-TABLE_FILE = "structure_ablation.csv"
+# the stage's folder under generalize.report_dir
+ABLATION_DIR = "structure-ablation"
+METRICS_FILE = f"{ABLATION_DIR}/structure_ablation.json"
+TABLE_FILE = f"{ABLATION_DIR}/structure_ablation.csv"
 
 
 def obelix_ids_by_composition(interim: pd.DataFrame, obelix_raw: pd.DataFrame) -> pd.DataFrame:

@@ -55,8 +55,14 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     raise ValueError(f"classifier.sampler must be one of {SAMPLERS}, got {name!r}")
 
 
+# Keys of a model's config that only name it for people: renaming a model must not restart its study.
+DISPLAY_KEYS = frozenset({"label"})
+
+
 def study_name(model: str, spec: Mapping[str, Any], settings: Mapping[str, Any], data_hash: str) -> str:
-    payload = json.dumps({"spec": spec, "settings": settings, "data": data_hash}, sort_keys=True, default=str)
+    """The study's identity: everything that shapes its trials (search space, estimator, protocol, data)."""
+    shaping = {k: v for k, v in spec.items() if k not in DISPLAY_KEYS}
+    payload = json.dumps({"spec": shaping, "settings": settings, "data": data_hash}, sort_keys=True, default=str)
     return f"{model}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 

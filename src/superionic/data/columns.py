@@ -35,3 +35,7 @@ RAW_COLUMNS = [
     SOURCE, ROW, FORMULA_RAW, SIGMA_RAW, TEMPERATURE_C, DOI, FAMILY,
     SPACE_GROUP, LATTICE_A, LATTICE_C, VOLUME,
 ]
+
+# --- trust columns of the deployed classifier's predictions (superionic.classifier.generalize) ---
+P_CALIBRATED = "p_calibrated"
+ABSTAIN = "abstain"

@@ -20,10 +20,12 @@ from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
-RUNS_CSV = "aimd_runs.csv"
-FITS_CSV = "aimd_arrhenius.csv"
-METRICS_JSON = "aimd_metrics.json"
-FIGURE = "aimd_arrhenius.png"
+# the stage's folder under md.report_dir
+AIMD_DIR = "aimd"
+RUNS_CSV = f"{AIMD_DIR}/aimd_runs.csv"
+FITS_CSV = f"{AIMD_DIR}/aimd_arrhenius.csv"
+METRICS_JSON = f"{AIMD_DIR}/aimd_metrics.json"
+FIGURE = f"{AIMD_DIR}/aimd_arrhenius.png"
 
 
 @stage("aimd", sections=["md"])

@@ -43,11 +43,13 @@ from superionic.stage import StageResult, format_duration, progress_line, stage 
 
 log = logging.getLogger(__name__)
 
-RUNS_CSV = "mlip_runs.csv"
-FITS_CSV = "mlip_arrhenius.csv"
-METRICS_JSON = "mlip_metrics.json"
+# the stage's folder under md.report_dir (the wall-clock file stays beside it, out of git and DVC)
+MLIP_DIR = "mlip-md"
+RUNS_CSV = f"{MLIP_DIR}/mlip_runs.csv"
+FITS_CSV = f"{MLIP_DIR}/mlip_arrhenius.csv"
+METRICS_JSON = f"{MLIP_DIR}/mlip_metrics.json"
 TIMING_JSON = "mlip_timing.json"
-FIGURE = "mlip_arrhenius.png"
+FIGURE = f"{MLIP_DIR}/mlip_arrhenius.png"
 TRAJ_DIR = "mlip"
 
 THERMOSTATS = tuple(t.value for t in Thermostat)

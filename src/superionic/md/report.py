@@ -19,17 +19,18 @@ from superionic import files
 from superionic.io import write_csv, write_json, write_text
 from superionic.md import aimd, mlip, plots
 from superionic.md import tables as T
+from superionic.reports.render import render as render_template
 from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
-COMPARISON_CSV = "comparison.csv"
-PAIRS_CSV = "comparison_same_temperature.csv"
+COMPARISON_CSV = f"{files.MD_REPORT_DIR}/comparison.csv"
+PAIRS_CSV = f"{files.MD_REPORT_DIR}/comparison_same_temperature.csv"
 METRICS_JSON = files.MD_COMPARISON_METRICS
-FIG_OVERLAY = "arrhenius_aimd_vs_mlip.png"
-FIG_PARITY_EA = "parity_ea.png"
-FIG_PARITY_SIGMA = "parity_log10_sigma_300K.png"
-FIG_PARITY_D = "parity_log10_D_same_T.png"
+FIG_OVERLAY = f"{files.MD_REPORT_DIR}/arrhenius_aimd_vs_mlip.png"
+FIG_PARITY_EA = f"{files.MD_REPORT_DIR}/parity_ea.png"
+FIG_PARITY_SIGMA = f"{files.MD_REPORT_DIR}/parity_log10_sigma_300K.png"
+FIG_PARITY_D = f"{files.MD_REPORT_DIR}/parity_log10_D_same_T.png"
 
 # comparison table columns
 C_EA_AIMD, C_EA_AIMD_ERR = "Ea_aimd_eV", "Ea_aimd_err_eV"
@@ -39,16 +40,6 @@ C_S_AIMD, C_S_AIMD_ERR = "log10_sigma_aimd", "log10_sigma_aimd_err"
 C_S_MLIP, C_S_MLIP_ERR = "log10_sigma_mlip", "log10_sigma_mlip_err"
 C_LD_AIMD, C_LD_AIMD_ERR = "log10_D_aimd", "log10_D_aimd_err"
 C_LD_MLIP, C_LD_MLIP_ERR = "log10_D_mlip", "log10_D_mlip_err"
-
-
-def run_lengths(mlip_cfg) -> str:
-    """The production length(s) and temperatures, in words."""
-    if mlip_cfg.runs:
-        per = "; ".join(f"{r.material} {float(r.temperature):g} K {int(r.steps) * mlip_cfg.timestep_fs / 1000:g} ps"
-                        for r in mlip_cfg.runs)  # fmt: skip
-        return f"production runs (md.mlip.runs): {per}"
-    return (f"{mlip_cfg.steps} production steps ({mlip_cfg.steps * mlip_cfg.timestep_fs / 1000:g} ps) at "
-            f"{', '.join(f'{t:g}' for t in mlip_cfg.temperatures)} K")  # fmt: skip
 
 
 def compare_fits(aimd_fits: pd.DataFrame, mlip_fits: pd.DataFrame) -> pd.DataFrame:
@@ -130,58 +121,87 @@ def comparison_metrics(comp: pd.DataFrame, pairs: pd.DataFrame) -> dict:
             for k, v in sorted(out.items()) if not (isinstance(v, float) and not math.isfinite(v))}  # fmt: skip
 
 
-# --- markdown ------------------------------------------------------------------------
+# --- report context ------------------------------------------------------------------
+
+TEMPLATE = "md.md.j2"
+BARRIER_TEMPLATE = "md_barrier.md.j2"
 
 
-def _f(x: float, fmt: str = ".2f") -> str:
-    return "–" if x is None or not np.isfinite(x) else format(float(x), fmt)
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.to_dict("records") if not frame.empty else []
 
 
-def _pm(v: float, e: float, fmt: str = ".2f") -> str:
-    if not np.isfinite(v):
-        return "–"
-    return f"{_f(v, fmt)} ± {_f(e, fmt)}"
+def fit_rows(fits: pd.DataFrame, runs: pd.DataFrame) -> list[dict]:
+    """One row per material of an Arrhenius table, with how many of its runs the fit used."""
+    rows = []
+    for f in _records(fits):
+        mruns = runs[runs[T.COL_MATERIAL] == f[T.COL_MATERIAL]]
+        rows.append({
+            "material": f[T.COL_MATERIAL], "formula": f[T.COL_FORMULA],
+            "n_used": int(mruns[T.COL_USED].sum()), "n_runs": len(mruns),
+            "temperatures_used": f[T.COL_T_USED], "status": f[T.COL_STATUS],
+            "ea": f[T.COL_EA], "ea_err": f[T.COL_EA_ERR], "ea_low": f[T.COL_EA_LO], "ea_high": f[T.COL_EA_HI],
+            "log10_sigma": f[T.COL_LOG10_SIGMA], "log10_sigma_err": f[T.COL_LOG10_SIGMA_ERR],
+            "log10_sigma_low": f[T.COL_LOG10_SIGMA_LO], "log10_sigma_high": f[T.COL_LOG10_SIGMA_HI],
+            "chi2_red": f[T.COL_CHI2_RED],
+        })  # fmt: skip
+    return rows
 
 
-def fits_table(fits: pd.DataFrame, runs: pd.DataFrame, target_t: float, conf: float) -> list[str]:
-    pct = f"{100 * conf:.0f}%"
-    lines = [
-        f"| material | formula | runs used | T used (K) | Ea (eV) | Ea {pct} CI | log10 σ({target_t:g} K) (S/cm) | {pct} CI | χ²/dof | status |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for f in fits.itertuples(index=False):
-        material = getattr(f, T.COL_MATERIAL)
-        mruns = runs[runs[T.COL_MATERIAL] == material]
-        lines.append(
-            f"| {material} | {getattr(f, T.COL_FORMULA)} | {int(mruns[T.COL_USED].sum())}/{len(mruns)} | "
-            f"{getattr(f, T.COL_T_USED) or '–'} | {_pm(getattr(f, T.COL_EA), getattr(f, T.COL_EA_ERR))} | "
-            f"[{_f(getattr(f, T.COL_EA_LO))}, {_f(getattr(f, T.COL_EA_HI))}] | "
-            f"{_pm(getattr(f, T.COL_LOG10_SIGMA), getattr(f, T.COL_LOG10_SIGMA_ERR))} | "
-            f"[{_f(getattr(f, T.COL_LOG10_SIGMA_LO))}, {_f(getattr(f, T.COL_LOG10_SIGMA_HI))}] | "
-            f"{_f(getattr(f, T.COL_CHI2_RED))} | {getattr(f, T.COL_STATUS)} |"
-        )
-    return lines
+def run_rows(runs: pd.DataFrame) -> list[dict]:
+    """One row per trajectory of a runs table; ``excluded_because`` as a list of reasons."""
+    rows = []
+    for r in _records(runs):
+        reasons = r[T.COL_REASONS]
+        reasons = [] if (isinstance(reasons, float) or not reasons) else str(reasons).split(";")
+        rows.append({
+            "material": r[T.COL_MATERIAL], "temperature": r[T.COL_T], "n_mobile": r[T.COL_N_MOBILE],
+            "duration_ps": r[T.COL_DURATION], "D": r[T.COL_D], "n_eff": r[T.COL_N_EFF], "rsd": r[T.COL_RSD],
+            "framework_msd": r[T.COL_FW_MSD], "framework_species": r[T.COL_FW_SPECIES],
+            "framework_ratio": r[T.COL_FW_RATIO], "excluded_because": reasons,
+        })  # fmt: skip
+    return rows
 
 
-def runs_table(runs: pd.DataFrame) -> list[str]:
-    lines = [
-        "| run | T (K) | Li | ps | D (cm²/s) | N_eff | RSD(D) | framework MSD (Å², species) | D_fw/D_Li | excluded because |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in runs.itertuples(index=False):
-        reasons = getattr(r, T.COL_REASONS)
-        reasons = "" if (isinstance(reasons, float) or not reasons) else str(reasons).replace(";", ", ")
-        lines.append(
-            f"| {getattr(r, T.COL_MATERIAL)} | {getattr(r, T.COL_T):g} | {getattr(r, T.COL_N_MOBILE)} | "
-            f"{_f(getattr(r, T.COL_DURATION), '.1f')} | {_f(getattr(r, T.COL_D), '.2e')} | "
-            f"{_f(getattr(r, T.COL_N_EFF), '.1f')} | {_f(getattr(r, T.COL_RSD))} | "
-            f"{_f(getattr(r, T.COL_FW_MSD), '.2f')} ({getattr(r, T.COL_FW_SPECIES)}) | "
-            f"{_f(getattr(r, T.COL_FW_RATIO), '.3f')} | {reasons or 'used'} |"
-        )
-    return lines
+def barrier(m: dict) -> dict:
+    """The comparison metrics the barrier paragraph quotes, and its verdict at 2 sigma: ``lower`` (the
+    MLIP underestimates the barrier), ``higher``, ``unresolved``, or None without a material fitted by both."""
+    n = m.get("n_materials_both_fits", 0)
+    verdict = None
+    if n:
+        mean, err = m["dEa_weighted_mean_eV"], m["dEa_weighted_mean_err_eV"]
+        verdict = "lower" if mean + 2 * err < 0 else "higher" if mean - 2 * err > 0 else "unresolved"
+    return {
+        "n_materials": n, "verdict": verdict,
+        "dea": m.get("dEa_weighted_mean_eV"), "dea_err": m.get("dEa_weighted_mean_err_eV"),
+        "n_lower": m.get("n_materials_mlip_lower_Ea"),
+        "ratio_median": m.get("Ea_ratio_mlip_over_aimd_median", math.nan),
+        "n_pairs": m.get("n_same_T_pairs"),
+        "dlog10_d": m.get("dlog10_D_same_T_weighted_mean"), "dlog10_d_err": m.get("dlog10_D_same_T_err"),
+    }  # fmt: skip
 
 
-def render(
+def barrier_statement(m: dict, label: str) -> str:
+    """The literature expectation (softened PES of universal potentials trained
+    mostly on near-equilibrium data -> lower barriers, higher D) against what
+    this run measured."""
+    return render_template(BARRIER_TEMPLATE, {"barrier": barrier(m), "label": label}).rstrip("\n")
+
+
+def plan_context(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFrame) -> dict:
+    """The validation run-length plan's rows and totals."""
+    plan = validation_plan(cfg, aimd_runs, aimd_fits)
+    out = {"rows": _records(plan),
+           "mlip_ps": float(cfg.md.mlip.steps) * float(cfg.md.mlip.timestep_fs) / 1000}
+    if not plan.empty:
+        longest = plan.loc[plan["ps_per_replica"].idxmax()]
+        out |= {"total_ps": plan["ps_per_replica"].sum(), "total_atom_steps": plan["atom_steps"].sum(),
+                "longest": {"formula": longest["formula"], "temperature_K": longest["temperature_K"],
+                            "ps_per_replica": longest["ps_per_replica"]}}  # fmt: skip
+    return out
+
+
+def context(
     cfg: DictConfig,
     aimd_runs: pd.DataFrame,
     aimd_fits: pd.DataFrame,
@@ -192,148 +212,56 @@ def render(
     comp: pd.DataFrame,
     pairs: pd.DataFrame,
     cmp_metrics: dict,
-) -> str:
-    a, md = cfg.md.analysis, cfg.md
-    # figure links relative to the report's own folder
-    fig = Path(os.path.relpath(md.report_dir, Path(md.report).parent)).as_posix()
-    target, conf = a.target_temperature, a.confidence
-    label = mlip_metrics.get("label", "")
-    n_fit = int((aimd_fits[T.COL_STATUS] == "ok").sum())
-    L: list[str] = []
-    L += [
-        "# Ionic conductivity from molecular dynamics",
-        "",
-        "Generated by `superionic md-report` from the outputs of the `aimd` and `mlip-md` stages; "
-        "do not edit by hand.",
-        "",
-        "## Method",
-        "",
-        f"- Li diffusivity from the multiple-time-origin mean squared displacement, straight-line fit "
-        f"(free intercept) between {a.fit_start_fraction:.0%} and {a.fit_end_fraction:.0%} of each run; "
-        f"D = slope/6.",
-        (
-            "- Framework drift correction: before the MSD, the mean displacement of the framework "
-            "(non-Li) sites is subtracted frame by frame from every site, as pymatgen's "
-            "DiffusionAnalyzer does, because a wandering cell centre of mass (thermostat and force "
-            "noise) is no ion transport but would bias the Li MSD and hence D."
-            if a.drift_correction
-            else "- No framework drift correction (`md.analysis.drift_correction: false`): a drifting "
-            "cell centre of mass counts as Li motion."
-        ),
-        f"- Uncertainty of D: He et al. 2018 (npj Comput. Mater. 4, 18), RSD = 3.43/√N_eff + 0.04 with "
-        f"N_eff = N_Li · 6D·t_total / a², a = {a.site_distance:g} Å.",
-        "- Conductivity: Nernst–Einstein σ = n e² D / (k_B T), n = Li per cell volume, Haven ratio 1 "
-        "(tracer D used as charge D).",
-        f"- Arrhenius: weighted least squares of ln D vs 1/T (weights 1/RSD²); covariance inflated by "
-        f"max(1, χ²/dof); extrapolated to {target:g} K; intervals are {conf:.0%} (normal quantile). "
-        f"Extrapolating from ≥ 800 K to {target:g} K assumes one mechanism over the whole range: the "
-        f"intervals are statistical only and do not cover a mechanism change below the simulated range.",
-        "",
-        "**Exclusion rules** (applied to every run of both methods, reasons listed per run):",
-        "",
-        f"1. `too_few_frames`: fewer than {a.min_frames} frames; `too_short`: shorter than "
-        f"{md.aimd.min_duration_ps:g} ps (AIMD) / {md.mlip.min_duration_ps:g} ps (MLIP).",
-        f"2. `too_few_mobile_ions`: fewer than {a.min_mobile_ions} Li in the cell; "
-        "`cell_differs_from_other_runs`: not the cell most runs of the material use (a truncated cell).",
-        f"3. `too_few_hops`: RSD(D) > {a.max_relative_error:g} (D not resolved from zero: fewer than "
-        f"~{(3.43 / (a.max_relative_error - 0.04)) ** 2:.0f} effective hops).",
-        f"4. `framework_mobile_melting`: some framework species moved more than {a.framework_msd_floor:g} Å² "
-        f"(MSD at the fit-window end) with D_framework/D_Li > {a.framework_ratio_max:g}: melting or "
-        "decomposition, not Li hopping in the crystal.",
-        f"5. Per material, with ≥ 3 points: if the weighted fit is inconsistent (χ² p-value < "
-        f"{a.arrhenius_p_min:g}), the highest-temperature point is dropped as `non_arrhenius_dropped` "
-        f"and the fit redone. Fewer than {max(a.min_points, 2)} usable temperatures: no fit "
-        "(`insufficient_points`).",
-        "",
-        f"## AIMD (Kang et al. 2023): {n_fit} of {len(aimd_fits)} materials give a trustworthy Arrhenius fit",
-        "",
-        *fits_table(aimd_fits, aimd_runs, target, conf),
-        "",
-        f"![AIMD Arrhenius plots]({fig}/{aimd.FIGURE})",
-        "",
-        "Runs and exclusion decisions:",
-        "",
-        *runs_table(aimd_runs),
-        "",
-        "## MLIP molecular dynamics (CHGNet)",
-        "",
-    ]
-    mlip_cfg = md.mlip
-    L += [
-        f"**{label}**. CHGNet {mlip_cfg.model} (weights bundled in the package), NVT "
-        f"({mlip_cfg.thermostat} thermostat, τ = {mlip_cfg.thermostat_time_fs:g} fs), time step "
-        f"{mlip_cfg.timestep_fs:g} fs, {mlip_cfg.equilibration_steps} equilibration + {run_lengths(mlip_cfg)}, "
-        "starting from the AIMD cells, "
-        f"device {timing.get('device', '?')}.",
-        "",
-        f"Trajectories: `{md.out_dir}/mlip/<material>/<T>K.extxyz` (unwrapped Cartesian positions, cell and "
-        "pbc every saved sample; ASE, OVITO and pymatgen's DiffusionAnalyzer read it) with the MD log "
-        "`<T>K_log.csv` (step, time, temperature, potential/kinetic/total energy).",
-        "",
-    ]
-    if mlip_cfg.steps * mlip_cfg.timestep_fs / 1000 < md.aimd.min_duration_ps:
-        L += [
-            f"> These runs are far shorter than the AIMD runs ({md.aimd.min_duration_ps:g} ps minimum): "
-            "their diffusivities are rough (few hops, fit window partly in the sub-ps vibrational "
-            "regime) and the activation energies below are indicative only. The sub-ps fit window "
-            "also catches part of the vibrational MSD rise, which biases short-run D upward, so the "
-            "same-temperature D ratio below is an upper bound on the potential's own softening. Run "
-            "`md=production` for numbers to act on.",
-            "",
-        ]
-    for note in mlip_metrics.get("notes", []):
-        L.append(f"- Candidates: {note}")
-    if mlip_metrics.get("notes"):
-        L.append("")
-    L += [
-        f"Cost: {timing.get('n_jobs', 1)} run(s) in parallel, {timing.get('threads', '?')} torch thread(s) "
-        f"each, device {timing.get('device', '?')}; the wall clock per MD step and per atom-step of this run "
-        f"is in `{md.report_dir}/{mlip.TIMING_JSON}` (kept out of git: it changes with every run) and in the "
-        "MLflow run `mlip-md`. `benchmarks/md_mlip_cost.py` measures the cost on its own.",
-        "",
-        *fits_table(mlip_fits, mlip_runs, target, conf),
-        "",
-        f"![MLIP Arrhenius plots]({fig}/{mlip.FIGURE})",
-        "",
-        *runs_table(mlip_runs),
-        "",
-        "## AIMD vs MLIP",
-        "",
-        f"| material | formula | Ea AIMD (eV) | Ea MLIP (eV) | ΔEa MLIP−AIMD (eV) | log10 σ({target:g} K) AIMD | log10 σ({target:g} K) MLIP |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in comp.itertuples(index=False):
-        L.append(
-            f"| {getattr(r, T.COL_MATERIAL)} | {getattr(r, T.COL_FORMULA)} | "
-            f"{_pm(getattr(r, C_EA_AIMD), getattr(r, C_EA_AIMD_ERR))} | "
-            f"{_pm(getattr(r, C_EA_MLIP), getattr(r, C_EA_MLIP_ERR))} | "
-            f"{_pm(getattr(r, C_DEA), getattr(r, C_DEA_ERR))} | "
-            f"{_pm(getattr(r, C_S_AIMD), getattr(r, C_S_AIMD_ERR))} | "
-            f"{_pm(getattr(r, C_S_MLIP), getattr(r, C_S_MLIP_ERR))} |"
-        )
-    L += ["", "Same material, same temperature (no extrapolation), both runs usable:", ""]
-    if pairs.empty:
-        L.append("No (material, temperature) pair is usable in both methods.")
-    else:
-        L += ["| material | T (K) | log10 D AIMD | log10 D MLIP | Δ MLIP−AIMD |", "|---|---|---|---|---|"]
-        for p in pairs.itertuples(index=False):
-            L.append(
-                f"| {getattr(p, T.COL_MATERIAL)} | {getattr(p, T.COL_T):g} | "
-                f"{_pm(getattr(p, C_LD_AIMD), getattr(p, C_LD_AIMD_ERR))} | "
-                f"{_pm(getattr(p, C_LD_MLIP), getattr(p, C_LD_MLIP_ERR))} | "
-                f"{_f(p.dlog10_D_mlip_minus_aimd)} |"
-            )
-    L += ["", "### Do universal potentials underestimate barriers here?", ""]
-    L += [barrier_statement(cmp_metrics, label), ""]
-    L += run_length_section(cfg, aimd_runs, aimd_fits)
-    L += [
-        f"![Arrhenius overlay]({fig}/{FIG_OVERLAY})",
-        f"![Ea parity]({fig}/{FIG_PARITY_EA})",
-        f"![sigma parity]({fig}/{FIG_PARITY_SIGMA})",
-        f"![D parity]({fig}/{FIG_PARITY_D})",
-        "",
-    ]
-    return "\n".join(L)
+) -> dict:
+    """Everything md.md.j2 shows, as plain data from the stage outputs and the comparison (no formatting)."""
+    md, a, m = cfg.md, cfg.md.analysis, cfg.md.mlip
+    production_ps = m.steps * m.timestep_fs / 1000
+    return {
+        "cfg": cfg,
+        "min_hops": (3.43 / (a.max_relative_error - 0.04)) ** 2,
+        "min_points": max(a.min_points, 2),
+        "n_aimd_fitted": int((aimd_fits[T.COL_STATUS] == "ok").sum()),
+        "aimd_fits": fit_rows(aimd_fits, aimd_runs),
+        "aimd_runs": run_rows(aimd_runs),
+        "mlip_fits": fit_rows(mlip_fits, mlip_runs),
+        "mlip_runs": run_rows(mlip_runs),
+        "label": mlip_metrics.get("label", ""),
+        "notes": list(mlip_metrics.get("notes", [])),
+        "timing": {"device": timing.get("device", "?"), "n_jobs": timing.get("n_jobs", 1),
+                   "threads": timing.get("threads", "?")},
+        "timing_file": f"{md.report_dir}/{mlip.TIMING_JSON}",
+        "production": {
+            "runs": [{"material": r.material, "temperature": float(r.temperature),
+                      "ps": int(r.steps) * m.timestep_fs / 1000} for r in m.runs],
+            "ps": production_ps,
+            "shorter_than_aimd": production_ps < md.aimd.min_duration_ps,
+        },  # fmt: skip
+        "comparison": [{
+            "material": r[T.COL_MATERIAL], "formula": r[T.COL_FORMULA],
+            "ea_aimd": r[C_EA_AIMD], "ea_aimd_err": r[C_EA_AIMD_ERR], "ea_mlip": r[C_EA_MLIP],
+            "ea_mlip_err": r[C_EA_MLIP_ERR], "dea": r[C_DEA], "dea_err": r[C_DEA_ERR],
+            "log10_sigma_aimd": r[C_S_AIMD], "log10_sigma_aimd_err": r[C_S_AIMD_ERR],
+            "log10_sigma_mlip": r[C_S_MLIP], "log10_sigma_mlip_err": r[C_S_MLIP_ERR],
+        } for r in _records(comp)],  # fmt: skip
+        "pairs": [{
+            "material": p[T.COL_MATERIAL], "temperature": p[T.COL_T],
+            "log10_d_aimd": p[C_LD_AIMD], "log10_d_aimd_err": p[C_LD_AIMD_ERR],
+            "log10_d_mlip": p[C_LD_MLIP], "log10_d_mlip_err": p[C_LD_MLIP_ERR],
+            "dlog10_d": p["dlog10_D_mlip_minus_aimd"],
+        } for p in _records(pairs)],  # fmt: skip
+        "barrier": barrier(cmp_metrics),
+        "plan": plan_context(cfg, aimd_runs, aimd_fits),
+        # figure links relative to the report's own folder
+        "figures": {"dir": Path(os.path.relpath(md.report_dir, Path(md.report).parent)).as_posix(),
+                    "aimd": aimd.FIGURE, "mlip": mlip.FIGURE, "overlay": FIG_OVERLAY,
+                    "parity_ea": FIG_PARITY_EA, "parity_sigma": FIG_PARITY_SIGMA,
+                    "parity_d": FIG_PARITY_D},  # fmt: skip
+    }
+
+
+def render(cfg: DictConfig, *tables) -> str:
+    """reports/md.md from the stage outputs and the comparison (the arguments of :func:`context`)."""
+    return render_template(TEMPLATE, context(cfg, *tables))
 
 
 def validation_plan(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFrame, *,
@@ -354,70 +282,6 @@ def validation_plan(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.Data
     return estimate_run_lengths(aimd_runs, trusted, target_rsd=float(cfg.md.validation_rsd),
                                 site_distance=float(a.site_distance), timestep_fs=float(m.timestep_fs),
                                 atom_steps_per_s=atom_steps_per_s, n_cores=n_cores, **extra)  # fmt: skip
-
-
-def run_length_section(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFrame) -> list[str]:
-    plan = validation_plan(cfg, aimd_runs, aimd_fits)
-    rsd = float(cfg.md.validation_rsd)
-    L = ["### What run length would settle it", ""]
-    if plan.empty:
-        return [*L, "No AIMD run is part of a trustworthy fit, so there is nothing to plan.", ""]
-    L += [f"An Arrhenius fit is only as good as its D values. RSD(D) <= {rsd:g} (He et al.) at the AIMD "
-          "diffusivity of every AIMD run in a trustworthy fit needs the production lengths below "
-          f"(timestep {float(cfg.md.mlip.timestep_fs):g} fs, site distance {float(cfg.md.analysis.site_distance):g} Å). "
-          "An MLIP that softens the barrier diffuses faster, so for it these are upper bounds. "
-          "`md=validation` (`conf/md/validation.yaml`) runs them, batched (`md.mlip.batch`), at least 20 ps each; "
-          "`python benchmarks/mlip_batched_md.py` prints their cost at the throughput it measures.", "",
-          "| material | formula | T (K) | atoms | Li | D AIMD (cm²/s) | ps needed | steps | atom-steps |",
-          "|---|---|---|---|---|---|---|---|---|"]
-    for r in plan.itertuples(index=False):
-        L.append(f"| {r.material} | {r.formula} | {r.temperature_K:g} | {r.n_atoms} | {r.n_mobile} | "
-                 f"{r.D_cm2_s:.2e} | {r.ps_per_replica:.1f} | {r.steps_per_replica:,} | {r.atom_steps:.3g} |")
-    longest = plan.loc[plan["ps_per_replica"].idxmax()]
-    L += ["", f"In all {plan['ps_per_replica'].sum():.0f} ps ({plan['atom_steps'].sum():.3g} atom-steps), "
-          f"against {float(cfg.md.mlip.steps) * float(cfg.md.mlip.timestep_fs) / 1000:g} ps per MLIP run in this "
-          f"default configuration. The longest is {longest['formula']} at {longest['temperature_K']:g} K "
-          f"({longest['ps_per_replica']:.0f} ps): its AIMD D is the smallest.", ""]
-    return L
-
-
-def barrier_statement(m: dict, label: str) -> str:
-    """The literature expectation (softened PES of universal potentials trained
-    mostly on near-equilibrium data -> lower barriers, higher D) against what
-    this run measured."""
-    lead = (
-        "Universal potentials trained mostly on near-equilibrium DFT data tend to soften the "
-        "potential-energy surface and so underestimate migration barriers (Deng et al. 2025, "
-        "'Systematic softening in universal machine learning interatomic potentials', npj Comput. "
-        "Mater.). Measured here"
-    )
-    parts = []
-    n = m.get("n_materials_both_fits", 0)
-    if n:
-        parts.append(
-            f"ΔEa = Ea(MLIP) − Ea(AIMD) = {m['dEa_weighted_mean_eV']:+.3f} ± "
-            f"{m['dEa_weighted_mean_err_eV']:.3f} eV (inverse-variance mean over {n} material(s) with "
-            f"both fits; MLIP lower in {m['n_materials_mlip_lower_Ea']} of {n}; median ratio "
-            f"Ea(MLIP)/Ea(AIMD) = {m.get('Ea_ratio_mlip_over_aimd_median', math.nan):.2f})"
-        )
-    else:
-        parts.append("no material has an Arrhenius fit in both methods, so ΔEa is not measured")
-    if m.get("n_same_T_pairs"):
-        parts.append(
-            f"at equal temperature log10 D(MLIP) − log10 D(AIMD) = {m['dlog10_D_same_T_weighted_mean']:+.2f}"
-            f" ± {m['dlog10_D_same_T_err']:.2f} over {m['n_same_T_pairs']} run pair(s)"
-        )
-    verdict = ""
-    if n:
-        lo = m["dEa_weighted_mean_eV"] + 2 * m["dEa_weighted_mean_err_eV"]
-        hi = m["dEa_weighted_mean_eV"] - 2 * m["dEa_weighted_mean_err_eV"]
-        if lo < 0:
-            verdict = " The barrier underestimate is resolved at 2σ."
-        elif hi > 0:
-            verdict = " Here the MLIP barriers are HIGHER than AIMD at 2σ, against the usual tendency."
-        else:
-            verdict = " The difference is not resolved at 2σ with these runs."
-    return f"{lead}: " + "; ".join(parts) + "." + verdict + f" (MLIP runs: {label}.)"
 
 
 @stage("md-report", sections=["md"])

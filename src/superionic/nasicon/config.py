@@ -73,16 +73,22 @@ class DescriptorConfig:
 @dataclass
 class NasiconPaths:
     data: str = MISSING
+    # *_reports: a stage's own output folder (its report files live inside it)
+    data_reports: str = MISSING
     data_metrics: str = MISSING
     sis_features: str = MISSING
     sis_matrix: str = MISSING
+    sis_reports: str = MISSING
     sis_metrics: str = MISSING
+    mlr_reports: str = MISSING
     mlr_top: str = MISSING
     mlr_metrics: str = MISSING
+    svc_reports: str = MISSING
     svc_metrics: str = MISSING
     svc_predictions: str = MISSING
     experimental: str = MISSING
     report: str = MISSING
+    sisso_reports: str = MISSING
     sisso_table: str = MISSING
     sisso_metrics: str = MISSING
     sisso_descriptor: str = MISSING

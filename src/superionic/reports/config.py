@@ -47,5 +47,37 @@ class Ouyang2021:
 
 
 @dataclass
+class FunnelCounts:
+    """Materials left after each screening step (the step names of superionic.screening.columns.STEPS)."""
+
+    pool: int = MISSING
+    no_transition_metal: int = MISSING
+    band_gap: int = MISSING
+    e_hull: int = MISSING
+    v_ox: int = MISSING
+
+
+@dataclass
+class Unanimous:
+    """Survivors that every split-model of a member (``both``: of all members) votes superionic."""
+
+    gb: int = MISSING
+    lgbm: int = MISSING
+    both: int = MISSING
+
+
+@dataclass
+class Kang2023:
+    """Materials Project screening funnel and its classifier ensemble (screening.md, funnel_counts.csv)."""
+
+    citation: str = MISSING
+    in_text: str = MISSING
+    doi: str | None = MISSING
+    funnel: FunnelCounts = field(default_factory=FunnelCounts)
+    unanimous: Unanimous = field(default_factory=Unanimous)
+
+
+@dataclass
 class ReferencesConfig:
     ouyang2021: Ouyang2021 = field(default_factory=Ouyang2021)
+    kang2023: Kang2023 = field(default_factory=Kang2023)

@@ -41,6 +41,13 @@ def fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+def num(value: Any, spec: str = ".2f", missing: str = "–") -> str:
+    """A number as a float through ``spec``; ``missing`` (an en dash) for None, NaN and infinities."""
+    if value is None or not math.isfinite(float(value)):
+        return missing
+    return format(float(value), spec)
+
+
 def pct(value: float, digits: int = 1) -> str:
     """A fraction as a percentage with a space before the sign: 0.847 -> ``84.7 %``."""
     return f"{100 * value:.{digits}f} %"
@@ -51,8 +58,14 @@ def thousands(value: Any) -> str:
     return f"{value:,}"
 
 
-def pm(value: float, error: float, digits: int = 3) -> str:
-    """A value with its standard error: ``0.812 ± 0.004``."""
+def pm(value: float, error: float, digits: int = 3, missing: str | None = None) -> str:
+    """A value with its standard error: ``0.812 ± 0.004``. With ``missing``, a value that is not a
+    finite number is ``missing`` and so is a non-finite error (``0.49 ± –``) (see :func:`num`)."""
+    if missing is not None:
+        if value is None or not math.isfinite(float(value)):
+            return missing
+        spec = f".{digits}f"
+        return f"{num(value, spec, missing)} ± {num(error, spec, missing)}"
     return f"{value:.{digits}f} ± {error:.{digits}f}"
 
 
@@ -62,19 +75,24 @@ def assignments(params: Mapping[str, Any], floatfmt: str = ".4g") -> str:
 
 
 def md_table(rows: Iterable[Sequence[Any]], header: Sequence[Any], floatfmt: str = ".4g",
-             missing: str = "", escape: bool = True) -> str:
-    """Rows of values as a Markdown table (superionic.reports.markdown), header given separately."""
-    return markdown.rows_table(header, rows, floatfmt=floatfmt, missing=missing, escape=escape)
+             missing: str = "", escape: bool = True, booleans: Sequence[str] | None = None) -> str:
+    """Rows of values as a Markdown table (superionic.reports.markdown), header given separately;
+    ``booleans``: the texts of true and false cells (``['yes', 'no']``), else ``True``/``False``."""
+    return markdown.rows_table(header, rows, floatfmt=floatfmt, missing=missing, escape=escape,
+                               booleans=None if booleans is None else tuple(booleans))
 
 
-def frame_table(frame: Any, floatfmt: str = ".4g") -> str:
-    """A DataFrame as a Markdown table (superionic.reports.markdown.table)."""
-    return markdown.table(frame, floatfmt)
+def frame_table(frame: Any, floatfmt: str = ".4g", missing: str = "", escape: bool = True,
+                booleans: Sequence[str] | None = None) -> str:
+    """A DataFrame as a Markdown table (superionic.reports.markdown.table; same options as md_table)."""
+    return markdown.table(frame, floatfmt, missing=missing, escape=escape,
+                          booleans=None if booleans is None else tuple(booleans))
 
 
 FILTERS = {
     "fixed": fixed,
     "fmt": fmt,
+    "num": num,
     "pct": pct,
     "thousands": thousands,
     "pm": pm,

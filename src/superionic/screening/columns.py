@@ -88,3 +88,23 @@ WANG_V_OX = "wang_v_ox"
 WANG_V_RED = "wang_v_red"
 ML_V_OX = "ml_v_ox"
 V_OX_ERROR = "v_ox_error"  # grouped-CV RMSE of the estimate (ml-estimate rows only)
+
+# --- funnel steps: rows of funnel_counts.csv, columns of funnel_anions.csv / funnel_sweep.csv ---
+STEPS = ["pool", "no_transition_metal", "band_gap", "e_hull", "v_ox"]
+UNKNOWN_WINDOW_STEP = "v_ox_unknown"  # extra row of the counts: reached step 4, window unknown
+
+# --- Wang 2024 check (stage `thermo`, superionic.screening.esw) --------------------
+DIFF_V_OX = "diff_v_ox"  # ours minus Wang's
+DIFF_V_RED = "diff_v_red"
+HINT = "hint"  # likely cause of a disagreement
+
+# --- ranking (stage `screen-predict`) and its rediscovery refit ---------------------
+P = "p_superionic"  # mean calibrated probability over the split-models
+P_STD = "p_std"
+P_LOW = "p_low"
+P_HIGH = "p_high"
+NEIGHBORS = "nearest_training"
+STATUS = "status"
+RANK = "rank"
+VOTES = "votes"  # first column of the votes histogram: number of split-models voting superionic
+P_REFIT = "p_refit"  # stage `rediscovery`: P from the refit without the held-out systems

@@ -17,13 +17,13 @@ from pymatgen.core import Composition
 from superionic.io import PNG_METADATA, save_figure
 from superionic.screening import columns as C
 
-WANG_OX_MEDIAN = "wang_v_ox"
-WANG_RED_MEDIAN = "wang_v_red"
+WANG_OX_MEDIAN = C.WANG_V_OX
+WANG_RED_MEDIAN = C.WANG_V_RED
 WANG_N = "wang_n_rows"
 WANG_OX_SPREAD = "wang_v_ox_spread"
-DIFF_OX = "diff_v_ox"
-DIFF_RED = "diff_v_red"
-HINT = "hint"
+DIFF_OX = C.DIFF_V_OX
+DIFF_RED = C.DIFF_V_RED
+HINT = C.HINT
 N_WORST = 10
 # Wang rows for one formula that disagree by more than this are "inconsistent".
 SPREAD_TOL_V = 0.2

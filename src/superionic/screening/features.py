@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from superionic import files
 from superionic.screening import columns as C
 from superionic.io import TABLE_DECIMALS, report_path, write_json, write_parquet
 from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "pool_features_metrics.json"
+METRICS_FILE = f"{files.SCREEN_POOL_FEATURES_DIR}/pool_features_metrics.json"
 
 
 def featurize_pool(formulas: pd.Series) -> pd.DataFrame:

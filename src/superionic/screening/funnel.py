@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pymatgen.core import Element
 
+from superionic import files
 from superionic.screening import columns as C
 from superionic.screening.anions import CLASSES
 from superionic.screening.config import Release
@@ -40,16 +42,7 @@ from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
-# Kang et al. 2023, Figure 2: Li materials of the live database and the
-# survivors of each filter.
-PAPER_COUNTS = {
-    "pool": 20237,
-    "no_transition_metal": 3190,
-    "band_gap": 1859,
-    "e_hull": 567,
-    "v_ox": 468,
-}
-STEPS = ["pool", "no_transition_metal", "band_gap", "e_hull", "v_ox"]
+STEPS = C.STEPS
 PASS_COLUMNS = {
     "no_transition_metal": C.PASS_NO_TM,
     "band_gap": C.PASS_BAND_GAP,
@@ -57,7 +50,7 @@ PASS_COLUMNS = {
     "v_ox": C.PASS_V_OX,
 }
 V_OX_PASS, V_OX_FAIL, V_OX_UNKNOWN = "pass", "fail", "unknown"
-UNKNOWN_WINDOW_STEP = "v_ox_unknown"  # extra row of the counts: reached step 4, window unknown
+UNKNOWN_WINDOW_STEP = C.UNKNOWN_WINDOW_STEP
 BAND_GAP_2019_NOTE = "mp2019_band_gap_all_polymorphs"
 
 FUNNEL_COLUMNS = [
@@ -67,13 +60,13 @@ FUNNEL_COLUMNS = [
     C.PASS_NO_TM, C.PASS_BAND_GAP, C.PASS_E_HULL, C.V_OX_STATUS, C.PASS_V_OX, C.SURVIVES,
     C.FAILED_AT, C.FAIL_REASON,
 ]  # fmt: skip
-COUNTS_FILE = "funnel_counts.csv"
-ANIONS_FILE = "funnel_anions.csv"
-SURVIVORS_FILE = "funnel_survivors.csv"
-UNKNOWN_FILE = "funnel_unknown_window.csv"
-SWEEP_FILE = "funnel_sweep.csv"
-METRICS_FILE = "funnel_metrics.json"
-FIGURE_FILE = "funnel.png"
+COUNTS_FILE = files.SCREEN_FUNNEL_COUNTS
+ANIONS_FILE = files.SCREEN_FUNNEL_ANIONS
+SURVIVORS_FILE = f"{files.SCREEN_FUNNEL_DIR}/funnel_survivors.csv"
+UNKNOWN_FILE = f"{files.SCREEN_FUNNEL_DIR}/funnel_unknown_window.csv"
+SWEEP_FILE = files.SCREEN_FUNNEL_SWEEP
+METRICS_FILE = files.SCREEN_FUNNEL_METRICS
+FIGURE_FILE = files.SCREEN_FUNNEL_FIGURE
 
 
 @dataclass(frozen=True)
@@ -218,14 +211,15 @@ def funnel_counts(filtered: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compare_releases(by_release: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Counts per step for every release beside the paper's, with step-to-step fractions."""
+def compare_releases(by_release: dict[str, pd.DataFrame], paper_counts: Mapping[str, int]) -> pd.DataFrame:
+    """Counts per step for every release beside the paper's (``references.kang2023.funnel``), with
+    step-to-step fractions."""
     table = pd.DataFrame({"step": [*STEPS, UNKNOWN_WINDOW_STEP]})
     for release, filtered in by_release.items():
         counts = funnel_counts(filtered)
         table[release] = counts["n"].to_numpy()
         table[f"{release}_formulas"] = counts["n_formulas"].to_numpy()
-    table["paper"] = table["step"].map(PAPER_COUNTS).astype("Int64")
+    table["paper"] = table["step"].map(dict(paper_counts)).astype("Int64")
     for name in [*by_release, "paper"]:
         main = table[name].iloc[: len(STEPS)].astype(float)
         table[f"{name}_fraction"] = pd.concat([main / main.shift(1), pd.Series([np.nan])], ignore_index=True)
@@ -290,11 +284,11 @@ def plot_funnel(compare: pd.DataFrame, anions: pd.DataFrame, releases: list[str]
     return path
 
 
-def funnel_metrics(by_release: dict[str, pd.DataFrame], selected: str) -> dict:
+def funnel_metrics(by_release: dict[str, pd.DataFrame], selected: str, paper_counts: Mapping[str, int]) -> dict:
     from superionic.screening.pool2024 import GAP_NOTE_KEYS
 
     NOTE_KEYS = {**GAP_NOTE_KEYS, BAND_GAP_2019_NOTE: "mp2019"}  # noqa: N806
-    out: dict = {"release": selected, "paper_counts": dict(PAPER_COUNTS)}
+    out: dict = {"release": selected, "paper_counts": dict(paper_counts)}
     for release, filtered in by_release.items():
         counts = funnel_counts(filtered)
         failed = filtered[filtered[C.FAILED_AT] == "e_hull"]
@@ -322,11 +316,12 @@ def funnel_metrics(by_release: dict[str, pd.DataFrame], selected: str) -> dict:
     return out
 
 
-@stage("funnel", sections=["screen"])
+@stage("funnel", sections=["screen", "references"])
 def run_stage(cfg: DictConfig) -> StageResult:
     screen = cfg.screen
     thresholds = Thresholds.from_config(screen)
     selected = Release(screen.release).value
+    paper_counts = OmegaConf.to_container(cfg.references.kang2023.funnel)
     inputs = {
         Release.mp2024.value: input_2024(pd.read_parquet(screen.pool2024), pd.read_parquet(screen.voltage)),
         Release.mp2019.value: input_2019(pd.read_parquet(screen.pool), pd.read_parquet(screen.thermo)),
@@ -335,12 +330,12 @@ def run_stage(cfg: DictConfig) -> StageResult:
     order = [selected, *[r for r in inputs if r != selected]]
     by_release = {r: apply_filters(inputs[r], thresholds)[FUNNEL_COLUMNS] for r in order}
     chosen = by_release[selected]
-    compare = compare_releases(by_release)
+    compare = compare_releases(by_release, paper_counts)
     anions = pd.concat(
         [anion_breakdown(f).assign(**{C.RELEASE: r}) for r, f in by_release.items()], ignore_index=True
     )
     sweep = tolerance_sweep(inputs[selected], thresholds, list(screen.ehull_sweep))
-    metrics = funnel_metrics(by_release, selected)
+    metrics = funnel_metrics(by_release, selected, paper_counts)
     write_parquet(pd.concat(by_release.values(), ignore_index=True), screen.funnel)
     outputs = [
         write_csv(compare, report_path(screen.report_dir, COUNTS_FILE)),

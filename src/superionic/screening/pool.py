@@ -15,6 +15,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from pymatgen.core import Composition, Element
 
+from superionic import files
 from superionic.screening import columns as C
 from superionic.screening.anions import CLASSES, classify_formula
 from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
@@ -27,8 +28,8 @@ POOL_COLUMNS = [
     C.TASK_ID, C.FORMULA, C.REDUCED_FORMULA, C.CHEMSYS, C.N_ELEMENTS,
     C.BAND_GAP, C.ANION_CLASS, C.ANIONS,
 ]  # fmt: skip
-METRICS_FILE = "pool_metrics.json"
-UNPARSED_FILE = "pool_unparsed.csv"
+METRICS_FILE = files.SCREEN_POOL_METRICS
+UNPARSED_FILE = f"{files.SCREEN_MP_POOL_DIR}/pool_unparsed.csv"
 LITHIUM = "Li"
 
 

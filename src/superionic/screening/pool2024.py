@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from superionic import files
 from superionic.screening import columns as C
 from superionic.screening.anions import CLASSES
 from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
@@ -55,8 +56,8 @@ POOL_2024_COLUMNS = [
     C.TASK_ID, C.FORMULA, C.REDUCED_FORMULA, C.CHEMSYS, C.N_ELEMENTS, C.NSITES,
     C.E_HULL, C.BAND_GAP, C.BAND_GAP_NOTE, C.ANION_CLASS, C.ANIONS,
 ]  # fmt: skip
-METRICS_FILE = "pool2024_metrics.json"
-UNPARSED_FILE = "pool2024_unparsed.csv"
+METRICS_FILE = files.SCREEN_POOL2024_METRICS
+UNPARSED_FILE = f"{files.SCREEN_MP2024_POOL_DIR}/pool2024_unparsed.csv"
 # An element token "Li" followed by anything but a lower-case letter.
 LI_TOKEN = r"Li(?![a-z])"
 

@@ -60,14 +60,9 @@ from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
-P = "p_superionic"
-P_STD = "p_std"
-P_LOW = "p_low"
-P_HIGH = "p_high"
+P, P_STD, P_LOW, P_HIGH = C.P, C.P_STD, C.P_LOW, C.P_HIGH
 PAPER_CANDIDATE = "paper_candidate"
-NEIGHBORS = "nearest_training"
-STATUS = "status"
-RANK = "rank"
+NEIGHBORS, STATUS, RANK = C.NEIGHBORS, C.STATUS, C.RANK
 MEASURED_SIGMA = "measured_sigma"
 CHEMSYS_IN_TRAINING = "chemsys_in_training"
 FEATURIZABLE = "featurizable"
@@ -75,13 +70,13 @@ NEAR, FAR = "near", "far"
 KNOWN_GOOD, KNOWN_POOR, NEW = "known superionic", "known poor conductor", "new"
 
 
-RANKED_FILE = "ranked_candidates.csv"
-UNKNOWN_RANKED_FILE = "ranked_unknown_window.csv"
-MD_HANDOFF_FILE = "md_candidates.csv"
-SWEEP_FILE = "ranking_sweep.csv"
-VOTES_FILE = "votes_histogram.csv"
-VOTES_FIGURE = "votes.png"
-MAP_FIGURE = "p_vs_vox.png"
+RANKED_FILE = files.SCREEN_RANKED
+UNKNOWN_RANKED_FILE = files.SCREEN_UNKNOWN_RANKED
+MD_HANDOFF_FILE = files.SCREEN_MD_HANDOFF
+SWEEP_FILE = files.SCREEN_RANKING_SWEEP
+VOTES_FILE = files.SCREEN_VOTES
+VOTES_FIGURE = files.SCREEN_VOTES_FIGURE
+MAP_FIGURE = files.SCREEN_MAP_FIGURE
 METRICS_FILE = files.SCREEN_PREDICT_METRICS
 
 RANKED_COLUMNS = [
@@ -253,10 +248,10 @@ def md_handoff(ranked: pd.DataFrame, top: int) -> pd.DataFrame:
 
 
 def votes_histogram(scored: pd.DataFrame, members: list[str], n_splits: int) -> pd.DataFrame:
-    data = {"votes": np.arange(n_splits + 1)}
+    data = {C.VOTES: np.arange(n_splits + 1)}
     for member in members:
         counts = scored[votes_col(member)].dropna().astype(int).value_counts()
-        data[member] = [int(counts.get(v, 0)) for v in data["votes"]]
+        data[member] = [int(counts.get(v, 0)) for v in data[C.VOTES]]
     return pd.DataFrame(data)
 
 
@@ -270,7 +265,7 @@ def plot_votes(hist: pd.DataFrame, members: list[str], path: str | Path) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(members), figsize=(4.5 * len(members), 3.6), squeeze=False)
     for ax, member in zip(axes[0], members, strict=True):
-        ax.bar(hist["votes"], hist[member], width=1.0)
+        ax.bar(hist[C.VOTES], hist[member], width=1.0)
         ax.set_yscale("symlog", linthresh=10)
         ax.set_xlabel(f"split-models voting superionic (of {int(hist['votes'].max())})")
         ax.set_ylabel("survivors")

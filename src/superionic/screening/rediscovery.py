@@ -41,15 +41,15 @@ from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
-P_REFIT = "p_refit"
+P_REFIT = C.P_REFIT
 RANK_REFIT = "rank_refit"
 LABEL = "measured_label"
 NOT_IN_POOL = "not in the pool"
 
 METRICS_FILE = files.SCREEN_REDISCOVERY_METRICS
-RANKING_FILE = "rediscovery_labelled.csv"
-KNOWN_FILE = "known_conductors.csv"
-FATES_FILE = "rediscovery_fates.csv"
+RANKING_FILE = f"{files.SCREEN_REDISCOVERY_DIR}/rediscovery_labelled.csv"
+KNOWN_FILE = files.SCREEN_KNOWN_CONDUCTORS
+FATES_FILE = files.SCREEN_REDISCOVERY_FATES
 ECE_BINS = 10
 
 

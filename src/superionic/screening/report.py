@@ -1,8 +1,10 @@
 """Stage ``screen-report``: ``reports/screening.md`` from the stage outputs.
 
-Every number comes from the files the screening stages wrote; nothing is
-computed here beyond formatting, and nothing is typed in except the paper's
-published counts (cited as such).
+:func:`context` reads the files the screening stages wrote and returns them as
+plain data (metrics, tables, the paths the report links); the template
+``screening.md.j2`` formats them with the shared filters of
+:mod:`superionic.reports.render`. The paper's published counts come from
+``references.kang2023`` in the configuration, with their citation.
 """
 
 from __future__ import annotations
@@ -13,427 +15,120 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from superionic import files
+from superionic.data.columns import ABSTAIN, P_CALIBRATED
+from superionic.reports.render import render as render_template
 from superionic.screening import columns as C
-from superionic.screening import esw, funnel, pool, pool2024, predict, rediscovery, thermo, voltage
 from superionic.stage import StageResult, stage
 
 log = logging.getLogger(__name__)
 
-# Kang et al. 2023: survivors all 100 split-models agree on, per member.
-PAPER_UNANIMOUS = {"gb": 72, "lgbm": 118, "both": 42}
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        if not np.isfinite(value):
-            return "–"
-        return f"{value:.{digits}f}"
-    if value is pd.NA:
-        return "–"
-    return str(value).replace("|", "\\|")
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    header = "| " + " | ".join(str(c).replace("|", "\\|") for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(fmt(v, digits) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
+TEMPLATE = "screening.md.j2"
+N_WORST_WINDOWS = 6  # worst V_ox disagreements with Wang 2024 shown
+N_AGREEMENT = 5  # largest differences of V_ox sources 1 and 2 shown
+N_UNKNOWN_WINDOW = 10  # best-ranked materials of the undecided-window list shown
+# The ranked tables' columns; the undecided-window table drops the last (nearest training materials).
+SHOW_COLUMNS = [C.RANK, C.TASK_ID, C.FORMULA, C.ANION_CLASS, C.E_HULL, C.V_OX, C.V_OX_SOURCE, C.P, C.P_STD,
+                C.P_LOW, C.P_HIGH, P_CALIBRATED, ABSTAIN, C.AD_FLAG, C.STATUS, C.NEIGHBORS]
+KNOWN_COLUMNS = ["formula", C.TASK_ID, "n_polymorphs", C.E_HULL, C.BAND_GAP, C.V_OX, C.V_OX_SOURCE, "fate",
+                 "p_main", C.P_REFIT, "in_training"]
 
 
 def _json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def _by_count(counts: dict[str, int]) -> list[tuple[str, int]]:
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def _stats_row(name: str, stats: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "comparison": name,
-        "n": stats.get("n"),
-        "Pearson r": stats.get("pearson_r"),
-        "MAE (V)": stats.get("mae_v"),
-        "median |Δ| (V)": stats.get("median_abs_v"),
-        "mean Δ (V)": stats.get("mean_diff_v"),
-        "|Δ| ≤ 0.1 V": stats.get("within_0p1_v"),
-    }
-
-
 def _csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
-def render(screen: DictConfig) -> str:
+def _largest_abs(frame: pd.DataFrame, column: str, n: int, **sort: Any) -> pd.DataFrame:
+    """The ``n`` rows of largest |column|, largest first."""
+    return frame.loc[frame[column].abs().sort_values(ascending=False, **sort).index[:n]]
+
+
+def _ranked(frame: pd.DataFrame, columns: list[str], n: int) -> pd.DataFrame:
+    return frame[columns].head(n).rename(columns={C.TASK_ID: "MP id"})
+
+
+def context(cfg: DictConfig) -> dict[str, Any]:
+    """Everything screening.md.j2 shows, as plain data read from the stage outputs (no formatting)."""
+    screen = cfg.screen
     d = Path(screen.report_dir)
-    pool_m = _json(d / pool.METRICS_FILE)
-    pool24_m = _json(d / pool2024.METRICS_FILE)
-    thermo_m = _json(d / thermo.METRICS_FILE)
-    voltage_m = _json(d / voltage.METRICS_FILE)
-    funnel_m = _json(d / funnel.METRICS_FILE)
-    predict_m = _json(d / predict.METRICS_FILE)
-    redo_m = _json(d / rediscovery.METRICS_FILE)
-    if None in (pool_m, pool24_m, thermo_m, voltage_m, funnel_m):
+    metrics = {name: _json(d / f) for name, f in (
+        ("pool", files.SCREEN_POOL_METRICS), ("pool2024", files.SCREEN_POOL2024_METRICS),
+        ("thermo", files.SCREEN_THERMO_METRICS), ("voltage", files.SCREEN_VOLTAGE_METRICS),
+        ("funnel", files.SCREEN_FUNNEL_METRICS), ("predict", files.SCREEN_PREDICT_METRICS),
+        ("rediscovery", files.SCREEN_REDISCOVERY_METRICS))}
+    if any(metrics[k] is None for k in ("pool", "pool2024", "thermo", "voltage", "funnel")):
         raise FileNotFoundError(f"screening metrics missing in {d}: run `dvc repro funnel` first")
     base = Path(os.path.relpath(d, Path(screen.report).parent))
-    rel = lambda name: (base / name).as_posix()  # noqa: E731
-    selected = funnel_m["release"]
-    out: list[str] = []
-    add = out.append
-    add("# Materials Project screening: ranked Li-electrolyte candidates with a trust level\n")
-    add(
-        "Extends the screening funnel of Kang, Kim, Min (J. Phys. Chem. C 127, 19335, 2023) from a "
-        f"reproduction to a discovery tool. Release screened: **{selected}** (`screen.release`); the "
-        "funnel is also run on the other release and set beside the paper's counts. Generated by "
-        f"`superionic screen-report`; every number below comes from the pipeline outputs in `{d}/`.\n"
-    )
-    add(_headline(screen, funnel_m, predict_m, redo_m, selected))
-    add(_pool_section(pool_m, pool24_m))
-    add(_thermo_section(screen, thermo_m, d, rel))
-    add(_voltage_section(screen, voltage_m, funnel_m, d, selected))
-    add(_funnel_section(screen, funnel_m, d, rel, selected))
-    add("## 5. Ranked candidates\n")
-    add(_ranking_section(screen, predict_m, d, rel) if predict_m else "The prediction stage has not run (`dvc repro screen-predict`).\n")
-    add("## 6. Rediscovery test: does the ranking find known conductors it never saw?\n")
-    add(_rediscovery_section(screen, redo_m, d) if redo_m else "The rediscovery stage has not run (`dvc repro rediscovery`).\n")
-    add(_md_section(screen, d, rel))
-    add("## Reproduce\n")
-    add(
-        "```\ndvc repro screen-report                              # every screening stage above\n"
-        "dvc exp run -S screen.ehull_max=0.025                 # one tolerance of the sweep (§4)\n"
-        "dvc exp run --queue -S 'screen.ehull_max=0,0.025,0.05' && dvc queue start -j 1\n"
-        "dvc exp run -S screen.release=mp2019                  # rank the paper-era snapshot instead\n"
-        "python benchmarks/screening_rank.py                   # ranking hot path vs the per-row baseline\n```\n"
-    )
-    return "\n".join(out)
+    links = {name: (base / name).as_posix() for name in (
+        files.SCREEN_WANG_CHECK_FIGURE, files.SCREEN_FUNNEL_FIGURE, files.SCREEN_RANKED, files.SCREEN_MAP_FIGURE,
+        files.SCREEN_VOTES_FIGURE, files.SCREEN_UNKNOWN_RANKED, files.SCREEN_MD_HANDOFF)}
+
+    counts = _csv(d / files.SCREEN_FUNNEL_COUNTS)
+    counts["paper"] = counts["paper"].astype("Int64")  # blank for the steps the paper does not count
+    anions = _csv(d / files.SCREEN_FUNNEL_ANIONS)
+    sweep = _csv(d / files.SCREEN_FUNNEL_SWEEP)
+    if (d / files.SCREEN_RANKING_SWEEP).exists():
+        ranking = _csv(d / files.SCREEN_RANKING_SWEEP).drop(columns=["survivors", "unknown_window"])
+        sweep = sweep.merge(ranking, on="ehull_max", how="left")
+    matched = _csv(d / files.SCREEN_WANG_CHECK)
+    agreement = _csv(d / files.SCREEN_VOLTAGE_AGREEMENT)
+
+    out: dict[str, Any] = {
+        "screen": screen,
+        "paper": OmegaConf.to_container(cfg.references.kang2023, resolve=True),
+        "report_dir": str(d),
+        "links": links,
+        "files": files,
+        "C": C,
+        **metrics,
+        "selected": metrics["funnel"]["release"],
+        "counts": counts,
+        "anions": [(release, anions[anions[C.RELEASE] == release].drop(columns=[C.RELEASE]))
+                   for release in anions[C.RELEASE].unique()],
+        "sweep": sweep,
+        "worst_windows": _largest_abs(matched, C.DIFF_V_OX, N_WORST_WINDOWS, kind="mergesort")[
+            [C.REDUCED_FORMULA, C.E_HULL, C.V_OX, C.WANG_V_OX, C.HINT]],
+        "agreement": _largest_abs(agreement, C.DIFF_V_OX, N_AGREEMENT),
+    }
+    if metrics["predict"]:
+        ranked = _csv(d / files.SCREEN_RANKED)
+        unknown = _csv(d / files.SCREEN_UNKNOWN_RANKED)
+        votes = _csv(d / files.SCREEN_VOTES)
+        out.update({
+            "members": [c for c in votes.columns if c != C.VOTES],
+            "n_ranked": len(ranked),
+            "ranked_top": _ranked(ranked, SHOW_COLUMNS, screen.top_n),
+            "n_unknown": len(unknown),
+            "unknown_top": _ranked(unknown, SHOW_COLUMNS[:-1], N_UNKNOWN_WINDOW),
+        })
+    if metrics["rediscovery"]:
+        known = _csv(d / files.SCREEN_KNOWN_CONDUCTORS)
+        out.update({
+            "known": known[[c for c in KNOWN_COLUMNS if c in known.columns]],
+            "n_fates": len(_csv(d / files.SCREEN_REDISCOVERY_FATES)),
+            "at_k": sorted((int(k), v) for k, v in metrics["rediscovery"].get("at_k", {}).items()),
+        })
+    handoff = d / files.SCREEN_MD_HANDOFF
+    out["n_md_handoff"] = len(_csv(handoff)) if handoff.exists() else 0
+    return out
 
 
-def _headline(screen: DictConfig, funnel_m: dict, predict_m: dict | None, redo_m: dict | None, selected: str) -> str:
-    counts = funnel_m[selected]["counts"]
-    lines = ["## Summary\n"]
-    lines.append(
-        f"* Funnel ({selected}): " + " → ".join(f"{counts[s]:,}" for s in funnel.STEPS)
-        + f" survivors, plus {counts[funnel.UNKNOWN_WINDOW_STEP]:,} with an undecided oxidation window "
-        "(own list). Paper: " + " → ".join(f"{funnel.PAPER_COUNTS[s]:,}" for s in funnel.STEPS) + "."
-    )
-    if predict_m:
-        lines.append(
-            f"* Survivors with calibrated P(superionic) ≥ {screen.p_min:g} "
-            f"inside the applicability domain: **{predict_m['n_p_min_in_domain']}** ({predict_m['n_p_min_in_domain_new']} of them new, i.e. not in "
-            f"the training data); {predict_m['n_p_min']} have P ≥ {screen.p_min:g} at all. "
-            f"The paper's unanimity rule picks {predict_m['n_paper_candidates']}."
-        )
-    if redo_m and "roc_auc_labelled" in redo_m:
-        at20 = redo_m["at_k"].get("20")
-        lines.append(
-            f"* Rediscovery (refit without the {redo_m['n_known_superionic'] + redo_m['n_known_poor']} labelled pool "
-            f"formulas and their {redo_m['n_held_out_chemsys']} chemical systems): ROC-AUC "
-            f"{redo_m['roc_auc_labelled']:.3f} known superionic vs known poor, {redo_m['roc_auc_pool']:.3f} vs the "
-            "rest of the pool (random 0.5)"
-            + (f"; precision@20 {at20['precision']:.2f} (random {at20['random_precision']:.3f})." if at20 else ".")
-        )
-    return "\n".join(lines) + "\n"
+def render(cfg: DictConfig) -> str:
+    return render_template(TEMPLATE, context(cfg))
 
 
-def _pool_section(pool_m: dict, pool24_m: dict) -> str:
-    gaps = pool24_m["band_gap"]
-    check = pool24_m["gap_file"]
-    return (
-        "## 1. Pools\n\n"
-        f"**2024 release** (`mp2024_energy_above_hull.csv.gz`): {pool24_m['n_li_materials']:,} Li materials "
-        f"({pool24_m['n_li_formulas']:,} formulas, {pool24_m['n_li_chemsys']:,} chemical systems) of "
-        f"{pool24_m['n_materials']:,}; {pool24_m['n_unparsed_li_formulas']} formulas unparsed. Li is detected on "
-        "the parsed composition. Band gaps from `mp2024_li_band_gap.csv`, which covers Li materials with gap ≥ 0.5 "
-        "eV and E_hull < 0.1 eV/atom:\n\n"
-        + markdown_table(pd.DataFrame([
-            {"band gap": "from the gap file", "materials": gaps["from_file"]},
-            {"band gap": "proxy: the listed polymorph of the same formula", "materials": gaps["from_polymorph"]},
-            {"band gap": "absent, E_hull < 0.1, formula not listed: gap < 0.5 eV (fails the cut)",
-             "materials": gaps["below_coverage"]},
-            {"band gap": "absent, E_hull ≥ 0.1: unknown (fails the band-gap step as unknown)",
-             "materials": gaps["unknown"]},
-        ]))
-        + "\n\n**Defect of the gap file found here.** It lists one polymorph per formula "
-        f"({check['gap_file_formulas']:,} distinct formulas in {check['gap_rows']:,} rows), so \"absent ⇒ gap < 0.5 eV\" "
-        f"is false for {gaps['from_polymorph']:,} polymorphs whose formula *is* listed under another id. They take "
-        "that polymorph's gap, flagged in `band_gap_note`; the absence rule is applied only where no polymorph of "
-        f"the formula is listed. Checks on the file: {check['gap_rows_not_in_li_pool']} rows outside the Li pool, "
-        f"{check['gap_rows_below_min_gap']} below 0.5 eV, {check['gap_rows_at_or_above_max_e_hull']} at E_hull ≥ 0.1, "
-        f"largest E_hull difference to the main file {check['gap_file_e_hull_max_abs_diff']:.1g} eV/atom.\n\n"
-        f"**2019 snapshot** (`mp2019_band_gap_all_polymorphs.csv`): {pool_m['n_li_entries']:,} Li entries "
-        f"({pool_m['n_li_formulas']:,} formulas). The paper started from 20,237 Li materials of the later live database.\n\n"
-        "**Anion class rule** (`superionic.screening.anions`): anion-forming elements F, Cl, Br, I (−1), O, S, Se, "
-        "Te (−2), N, P (−3), C (−4), H (−1) are visited from most to least electronegative; each is an anion while "
-        "the anion charge so far is below the cations' total charge. One class → that class (mixed halogens stay "
-        "*halide*); several → *mixed-anion*; none → *other*.\n"
-    )
-
-
-def _thermo_section(screen: DictConfig, thermo_m: dict, d: Path, rel) -> str:
-    check = thermo_m["wang2024_check"]
-    stats = pd.DataFrame([
-        _stats_row("V_ox, all matched", check["v_ox_all"]),
-        _stats_row("V_ox, on hull, complete system", check["v_ox_on_hull_complete"]),
-        _stats_row("V_red, all matched", check["v_red_all"]),
-        _stats_row("V_red, on hull, complete system", check["v_red_on_hull_complete"]),
-    ])
-    matched = _csv(d / "wang2024_check.csv")
-    worst = esw.worst_outliers(matched)[[C.REDUCED_FORMULA, C.E_HULL, C.V_OX, esw.WANG_OX_MEDIAN, esw.HINT]]
-    return (
-        "## 2. Stability\n\n"
-        "**2024**: E_hull is MP's own value (its GGA/GGA+U/r2SCAN mixing scheme, as served for that release); the "
-        "pipeline does not rebuild hulls from it (the source's total energies mix functionals).\n\n"
-        "**2019 (own hulls)**: one pymatgen `PhaseDiagram` per maximal Li chemical system from the snapshot's "
-        f"formation energies ({thermo_m['n_phase_diagrams']:,} diagrams, {thermo_m['n_facets_total']:,} facets); "
-        "E_hull = E − max_f μ_f·x and the Li-open window from the facet chemical potentials (Zhu, He, Mo 2015; "
-        "Richards et al. 2016), tested against pymatgen. The formation-energy file lacks "
-        f"{thermo_m['n_compositions_without_energy']:,} of {thermo_m['n_compositions_all_polymorphs']:,} compounds "
-        "(LiF, LiCl, B2O3, P2O5 …): "
-        f"{thermo_m['n_on_hull_with_missing_phases']:,} of {thermo_m['n_on_hull']:,} 2019 hull phases have a "
-        "competitor without an energy, so their E_hull is a lower bound and V_ox an upper bound. That is why the "
-        "2024 release is the default and why the 2019 windows are used only where their system is complete (§3).\n\n"
-        f"Check of the 2019 windows against Wang et al. 2024 ({check['n_matched']} common formulas):\n\n"
-        + markdown_table(stats) + "\n\n"
-        f"![window check]({rel('wang2024_check.png')})\n\n"
-        "Worst V_ox disagreements and their likely cause:\n\n" + markdown_table(worst.head(6)) + "\n"
-    )
-
-
-def _voltage_section(screen: DictConfig, voltage_m: dict, funnel_m: dict, d: Path, selected: str) -> str:
-    sources = voltage_m["sources"]
-    reached = funnel_m[selected]["reached_v_ox_step_by_source"]
-    survivors = funnel_m[selected]["survivor_v_ox_sources"]
-    rows = [{"source": s, "pool formulas": sources.get(s, 0), "reaching the V_ox step": reached.get(s, 0),
-             "survivors": survivors.get(s, 0)} for s in voltage.SOURCES]
-    gga_wang = voltage_m["gga_vs_wang"]
-    ml = voltage_m["ml_model"]
-    agree = _csv(d / voltage.AGREEMENT_FILE)
-    text = [
-        "## 3. Oxidation voltage, with its source named\n",
-        "A window needs energies of one functional for the whole chemical system, which the 2024 file does not "
-        "give. V_ox is taken, in this order, from (1) `mp2019-gga`: the project's own grand-potential window on "
-        "the 2019 GGA energies, only for a formula on the 2019 hull whose chemical system (sub-systems included) "
-        "is complete there, i.e. every composition on the 2024 hull has a 2019 energy "
-        f"({voltage_m['n_gga_complete']:,} of the {voltage_m['n_gga_on_hull']:,} pool formulas on the 2019 hull; "
-        f"{voltage_m['n_2024_hull_compositions_without_2019_energy']:,} compositions of the 2024 hull lack a 2019 "
-        "energy); (2) `wang2024`: Wang et al. 2024 by reduced formula; (3) `ml-estimate`, flagged: a LightGBM "
-        "regressor on CD-145 trained on all Wang formulas (fixed hyper-parameters in `screen.vox_model`); "
-        "(4) `unknown`.\n",
-        markdown_table(pd.DataFrame(rows)) + "\n",
-    ]
-    if ml:
-        text.append(
-            f"ML estimate, chemical-system-grouped {ml['folds']}-fold CV on {ml['n']:,} Wang formulas: MAE "
-            f"{ml['mae_v']:.2f} V, RMSE {ml['rmse_v']:.2f} V, R² {ml['r2']:.2f}, {ml['within_0p5_v']:.0%} within 0.5 V. "
-            f"An estimate decides the filter only when it clears {screen.oxidation_voltage_min:g} V by more than "
-            "that RMSE; otherwise the window "
-            "is undecided and the material goes to the unknown-window list (§5), never silently passed or dropped.\n"
-        )
-    v = gga_wang["v_ox"]
-    text.append(
-        f"Agreement of source 1 with source 2 where both exist ({v['n']} formulas): V_ox Pearson r "
-        f"{_num(v.get('pearson_r'))}, MAE {_num(v.get('mae_v'))} V, median |Δ| {_num(v.get('median_abs_v'))} V; V_red "
-        f"r {_num(gga_wang['v_red'].get('pearson_r'))}, MAE {_num(gga_wang['v_red'].get('mae_v'))} V. Largest V_ox "
-        "differences:\n"
-    )
-    agree = agree.reindex(agree["diff_v_ox"].abs().sort_values(ascending=False).index).head(5)
-    text.append(markdown_table(agree) + "\n")
-    return "\n".join(text)
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    return fmt(float(value), digits) if value is not None else "–"
-
-
-def _funnel_section(screen: DictConfig, funnel_m: dict, d: Path, rel, selected: str) -> str:
-    counts = _csv(d / funnel.COUNTS_FILE)
-    counts["paper"] = counts["paper"].astype("Int64")
-    anions = _csv(d / funnel.ANIONS_FILE)
-    sweep = _csv(d / funnel.SWEEP_FILE)
-    ranking_sweep = d / predict.SWEEP_FILE
-    if ranking_sweep.exists():
-        extra = _csv(ranking_sweep).drop(columns=["survivors", "unknown_window"])
-        sweep = sweep.merge(extra, on="ehull_max", how="left")
-    fails = funnel_m[selected]["band_gap_failures_by_note"]
-    text = [
-        "## 4. Funnel: 2024, 2019 and the paper\n",
-        f"Filters in order (`conf/screen/paper.yaml`): (1) no transition metal — {', '.join(screen.transition_metals)}; "
-        f"(2) band gap ≥ {screen.band_gap_min:g} eV; (3) E_hull ≤ {screen.ehull_max:g} eV/atom; (4) V_ox > "
-        f"{screen.oxidation_voltage_min:g} V. `v_ox_unknown`: passed 1–3, window undecided (own list). "
-        "Fractions are of the previous step.\n",
-        markdown_table(counts) + "\n",
-        f"![funnel]({rel(funnel.FIGURE_FILE)})\n",
-        f"Band-gap failures ({selected}) by reason: " + ", ".join(f"{k} {v:,}" for k, v in _by_count(fails)) + ". "
-        "The 2024 band-gap step also removes every material with E_hull ≥ 0.1 (gap unknown), which the paper "
-        f"removed one step later; after the E_hull step the two agree again ({funnel_m[selected]['counts']['e_hull']:,} "
-        f"vs the paper's {funnel.PAPER_COUNTS['e_hull']:,}).\n",
-        "### Anion classes per step (the paper's Figure 2c)\n",
-        "The paper gives these as a figure; only its totals are quoted here.\n",
-    ]
-    for release in anions[C.RELEASE].unique():
-        part = anions[anions[C.RELEASE] == release].drop(columns=[C.RELEASE])
-        text.append(f"**{release}**\n\n" + markdown_table(part) + "\n")
-    text.append("### E_hull tolerance sweep\n")
-    text.append(
-        f"The same funnel at each `screen.ehull_sweep` tolerance ({selected}); each row is what "
-        "`dvc exp run -S screen.ehull_max=<tol>` produces for the counts and candidates. Columns after `v_ox_unknown` "
-        f"come from the ranking: survivors with P ≥ {screen.p_min:g} inside the applicability domain (and of those "
-        "not in the training data).\n"
-    )
-    text.append(markdown_table(sweep) + "\n")
-    return "\n".join(text)
-
-
-def _ranking_section(screen: DictConfig, m: dict, d: Path, rel) -> str:
-    ranked = _csv(d / predict.RANKED_FILE)
-    unknown = _csv(d / predict.UNKNOWN_RANKED_FILE)
-    hist = _csv(d / predict.VOTES_FILE)
-    members = [c for c in hist.columns if c != "votes"]
-    show_cols = [predict.RANK, C.TASK_ID, C.FORMULA, C.ANION_CLASS, C.E_HULL, C.V_OX, C.V_OX_SOURCE, predict.P,
-                 predict.P_STD, predict.P_LOW, predict.P_HIGH, predict.P_CALIBRATED, predict.ABSTAIN, C.AD_FLAG,
-                 predict.STATUS, predict.NEIGHBORS]
-    text = [
-        f"Every distinct pool formula is scored by the classifier ensemble ({', '.join(members)}, {m['n_splits']} "
-        "split-models each, each Platt-calibrated on its own held-out 20 %). **P** is the mean calibrated "
-        f"probability; **±** its standard deviation over the split-models and **[low, high]** their central "
-        f"{screen.interval:.0%} range (how much the answer depends on the training split). **Domain**: *far* when "
-        f"the mean distance to the {screen.ad_neighbors} nearest training materials (standardized CD-145) exceeds "
-        f"the {screen.ad_quantile:g} quantile of the training set's own ({m['ad_threshold']:.2f}). **Nearest "
-        "training materials**: formula (family, measured σ in S/cm). **Status**: *known superionic* / *known poor "
-        "conductor* when the formula is in the training data, else *new*. Ranked by P, then smaller spread.\n",
-        f"Survivors: {m['n_survivors']} ({m['n_survivors_far']} outside the domain); P ≥ {screen.p_min:g}: "
-        f"{m['n_p_min']}; P ≥ {screen.p_min:g} and inside the domain: **{m['n_p_min_in_domain']}** "
-        f"({m['n_p_min_in_domain_new']} new). Status of all survivors: "
-        + ", ".join(f"{k} {v}" for k, v in _by_count(m["survivor_status"])) + ".\n",
-        "How far to trust P: the calibration of these probabilities on chemical systems the model never saw is "
-        "measured in §6 (rediscovery); on unseen structure families the classifier is near the majority baseline "
-        "(`reports/classifier.md`), so a *far* flag means the number says little. **p_calibrated** is the "
-        "generalization default's probability, calibrated on chemical systems left out of its training folds, "
-        "and **abstain** says its confidence is below the cut-off that keeps "
-        f"{m.get('trust_coverage', 0):.0%} of its grouped out-of-fold predictions "
-        "(`reports/generalization.md`): do not act on such a row's label without other evidence.\n",
-        f"### Top {screen.top_n} survivors (all {len(ranked)} in `{rel(predict.RANKED_FILE)}`)\n",
-        markdown_table(ranked[show_cols].head(screen.top_n).rename(columns={C.TASK_ID: "MP id"}), digits=2) + "\n",
-        f"![P vs V_ox]({rel(predict.MAP_FIGURE)})\n",
-        "### The paper's unanimity rule\n",
-    ]
-    rows = [{"member": k, "unanimous survivors": m[f"n_unanimous_{k}"], "paper": PAPER_UNANIMOUS.get(k)} for k in members]
-    rows.append({"member": "all members", "unanimous survivors": m["n_paper_candidates"], "paper": PAPER_UNANIMOUS["both"]})
-    text.append(markdown_table(pd.DataFrame(rows)) + "\n")
-    text.append(
-        f"A candidate under the paper's rule needs all {m['n_splits']} split-models of every member to vote "
-        "superionic; it is kept as the `paper_candidate` column. On data this heterogeneous the split-models "
-        f"rarely agree unanimously, which is why the ranking uses P and its spread instead.\n\n![votes]({rel(predict.VOTES_FIGURE)})\n"
-    )
-    text.append(f"### Undecided oxidation window ({len(unknown)} materials, `{rel(predict.UNKNOWN_RANKED_FILE)}`)\n")
-    text.append(
-        "They pass filters 1–3 but no source decides V_ox > "
-        f"{screen.oxidation_voltage_min:g} V (an ML estimate within its error of the threshold). "
-        f"{m['n_unknown_window_p_min_in_domain']} have P ≥ {screen.p_min:g} inside the domain; the best 10:\n"
-    )
-    text.append(markdown_table(unknown[show_cols[:-1]].head(10).rename(columns={C.TASK_ID: "MP id"}), digits=2) + "\n")
-    return "\n".join(text)
-
-
-def _rediscovery_section(screen: DictConfig, m: dict, d: Path) -> str:
-    known = _csv(d / rediscovery.KNOWN_FILE)
-    fates = _csv(d / rediscovery.FATES_FILE)
-    text = [
-        f"Pool formulas that are also in the conductivity data have measured labels: {m['n_known_superionic']} "
-        f"superionic, {m['n_known_poor']} poor conductors. The ensemble is refitted ({m['n_refit_splits']} "
-        "split-models per member) with those materials and *every* training material of their "
-        f"{m['n_held_out_chemsys']} chemical systems removed ({m['n_training_materials']} → "
-        f"{m['n_refit_training_materials']} training materials; a test and a check in the stage guard that no "
-        f"held-out formula or system leaks in), then ranks all {m['n_pool_formulas']:,} pool formulas.\n",
-    ]
-    if "roc_auc_labelled" in m:
-        text.append(markdown_table(pd.DataFrame([
-            {"measure": "ROC-AUC, known superionic vs known poor", "value": m["roc_auc_labelled"], "random": 0.5,
-             "one-sided Mann-Whitney p": f"{m['mannwhitney_p_labelled']:.1e}"},
-            {"measure": "ROC-AUC, known superionic vs the rest of the pool", "value": m["roc_auc_pool"], "random": 0.5,
-             "one-sided Mann-Whitney p": f"{m['mannwhitney_p_pool']:.1e}"},
-            {"measure": "mean P, known superionic / known poor",
-             "value": f"{m['mean_p_known_superionic']:.3f} / {m['mean_p_known_poor']:.3f}", "random": "",
-             "one-sided Mann-Whitney p": None},
-            {"measure": "Brier score on the held-out labelled formulas", "value": m["brier_labelled"],
-             "random": m["labelled_prevalence"] * (1 - m["labelled_prevalence"]), "one-sided Mann-Whitney p": None},
-            {"measure": "expected calibration error (10 bins)", "value": m["ece_labelled"], "random": "",
-             "one-sided Mann-Whitney p": None},
-        ]), digits=3) + "\n")
-    if "mean_p_labelled" in m:
-        text.append(
-            f"Calibration on chemical systems the model never saw: mean P {m['mean_p_labelled']:.2f} against an "
-            f"observed superionic rate of {m['labelled_prevalence']:.2f} (ECE {m['ece_labelled']:.2f}); read P as a "
-            "ranking score with that offset in mind, not as a frequency.\n"
-        )
-    rows = [{"k": int(k), "hits": v["hits"], "precision@k": v["precision"], "random precision": v["random_precision"],
-             "recall@k": v["recall"], "random recall": v["random_recall"]}
-            for k, v in sorted(m.get("at_k", {}).items(), key=lambda kv: int(kv[0]))]
-    if rows:
-        text.append(
-            "Whole-pool ranking (unlabelled formulas count as misses, so precision is a lower bound; median rank "
-            f"of a known superionic conductor: {m['median_rank_known_superionic']:.0f} of {m['n_pool_formulas']:,}):\n"
-        )
-        text.append(markdown_table(pd.DataFrame(rows), digits=3) + "\n")
-    text.append(
-        "What this cannot support: the hyper-parameters come from the tuning stage, which saw the held-out "
-        "materials (only the fitted models are clean); doped relatives of a held-out compound in another chemical "
-        "system stay in training; the labelled pool formulas are mostly well-studied families, not a random sample "
-        "of the pool.\n"
-    )
-    text.append("### Well-known conductors in the funnel\n")
-    text.append(
-        "Each formula's furthest-reaching polymorph; `p_main` from the screening ensemble (trained on it when "
-        "`in_training` says yes), `p_refit` from the rediscovery refit that never saw its chemical system if it "
-        "was a labelled pool formula:\n"
-    )
-    cols = ["formula", C.TASK_ID, "n_polymorphs", C.E_HULL, C.BAND_GAP, C.V_OX, C.V_OX_SOURCE, "fate", "p_main",
-            rediscovery.P_REFIT, "in_training"]
-    text.append(markdown_table(known[[c for c in cols if c in known.columns]], digits=3) + "\n")
-    steps = rediscovery.step_counts(fates)
-    text.append(
-        f"All {len(fates)} known superionic conductors of the pool, by the step that rejects their best polymorph: "
-        + ", ".join(f"{r.outcome} {r.n}" for r in steps.itertuples()) + f" (list: `{rediscovery.FATES_FILE}`). "
-        "The funnel encodes the paper's stability criteria (no transition metal, gap, E_hull, V_ox), not "
-        "conductivity: known conductors that are metastable in MP or oxidise below "
-        f"{screen.oxidation_voltage_min:g} V are rejected by design, "
-        "and the tolerance sweep in §4 shows what a looser E_hull cut admits.\n"
-    )
-    return "\n".join(text)
-
-
-def _md_section(screen: DictConfig, d: Path, rel) -> str:
-    path = d / predict.MD_HANDOFF_FILE
-    handoff = _csv(path) if path.exists() else pd.DataFrame()
-    return (
-        "## 7. Into molecular dynamics\n\n"
-        f"`{rel(predict.MD_HANDOFF_FILE)}` holds the {len(handoff)} best-ranked *new* survivors "
-        "(`screen.md_handoff_top`; P, spread and domain flag included, so a low-P or *far* entry is visible as "
-        "such), with their MP ids in the `task_id` column that the MLIP MD stage reads. The MP files here carry no structures, so the stage needs either an MP API "
-        "key or CIFs:\n\n"
-        "```\nexport MP_API_KEY=...; pip install mp-api\n"
-        "dvc exp run -S md.mlip.candidates_csv=reports/screening/md_candidates.csv mlip-md md-report\n"
-        "# or, with your own structures named <id>.cif:\n"
-        "dvc exp run -S md.mlip.cif_dir=/path/to/cifs mlip-md md-report\n```\n\n"
-        "Without a key the stage says how many candidates it could not fetch and runs on the structures it has.\n"
-    )
-
-
-@stage("screen-report", sections=["screen"])
+@stage("screen-report", sections=["screen", "references"])
 def run_stage(cfg: DictConfig) -> StageResult:
     screen = cfg.screen
     from superionic.io import write_text
 
-    path = write_text(render(screen), screen.report)
+    path = write_text(render(cfg), screen.report)
     log.info("wrote %s", path)
     return StageResult(artifacts=[path, screen.report_dir])

@@ -28,6 +28,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from pymatgen.core import Composition
 
+from superionic import files
 from superionic.screening import columns as C
 from superionic.screening.hull import LITHIUM, hull_and_windows
 from superionic.io import TABLE_DECIMALS, report_path, write_csv, write_json, write_parquet
@@ -57,8 +58,8 @@ THERMO_COLUMNS = [
 ]  # fmt: skip
 # how many of the most frequent missing compositions the metrics name
 N_MISSING_REPORTED = 15
-METRICS_FILE = "thermo_metrics.json"
-SYSTEMS_FILE = "thermo_systems.csv"
+METRICS_FILE = files.SCREEN_THERMO_METRICS
+SYSTEMS_FILE = f"{files.SCREEN_THERMO_DIR}/thermo_systems.csv"
 
 
 def parse_amounts(compositions: pd.Series) -> list[dict[str, float]]:
@@ -234,8 +235,8 @@ def run_stage(cfg: DictConfig) -> StageResult:
     write_parquet(table, screen.thermo)
     outputs = [
         write_csv(systems, report_path(screen.report_dir, SYSTEMS_FILE)),
-        write_csv(matched, report_path(screen.report_dir, "wang2024_check.csv")),
-        plot_window_check(matched, report_path(screen.report_dir, "wang2024_check.png")),
+        write_csv(matched, report_path(screen.report_dir, files.SCREEN_WANG_CHECK)),
+        plot_window_check(matched, report_path(screen.report_dir, files.SCREEN_WANG_CHECK_FIGURE)),
     ]
     # The timing is informative, not a reproducible metric: log it to
     # MLflow only, keep the metrics file bit-identical between runs.

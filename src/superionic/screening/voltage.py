@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from superionic import files
 from superionic.screening import columns as C
 from superionic.screening.columns import (  # noqa: F401 (the voltage table's names, re-exported)
     GGA_COMPLETE, GGA_MISSING, GGA_ON_HULL, GGA_V_OX, GGA_V_RED, ML_V_OX, SOURCE_GGA, SOURCE_ML, SOURCE_UNKNOWN,
@@ -48,9 +49,9 @@ VOLTAGE_COLUMNS = [
     C.REDUCED_FORMULA, C.CHEMSYS, GGA_ON_HULL, GGA_V_OX, GGA_V_RED, GGA_MISSING, GGA_COMPLETE,
     WANG_V_OX, WANG_V_RED, ML_V_OX, C.V_OX, C.V_RED, C.V_OX_SOURCE, V_OX_ERROR,
 ]  # fmt: skip
-METRICS_FILE = "voltage_metrics.json"
-AGREEMENT_FILE = "voltage_gga_vs_wang.csv"
-ML_CV_FILE = "voltage_ml_cv.csv"
+METRICS_FILE = files.SCREEN_VOLTAGE_METRICS
+AGREEMENT_FILE = files.SCREEN_VOLTAGE_AGREEMENT
+ML_CV_FILE = f"{files.SCREEN_VOLTAGE_DIR}/voltage_ml_cv.csv"
 
 
 def missing_competitors(hull_2024: pd.DataFrame, known_2019: set[str]) -> dict[frozenset[str], list[str]]:
@@ -115,12 +116,12 @@ def assign_sources(
 def gga_vs_wang(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Where source 1 applies and Wang also has the formula: how well do they agree?"""
     both = table[table[GGA_COMPLETE] & table[WANG_V_OX].notna()].copy()
-    both["diff_v_ox"] = both[GGA_V_OX] - both[WANG_V_OX]
+    both[C.DIFF_V_OX] = both[GGA_V_OX] - both[WANG_V_OX]
     stats = {
         "v_ox": window_stats(both[GGA_V_OX], both[WANG_V_OX]),
         "v_red": window_stats(both[GGA_V_RED], both[WANG_V_RED]),
     }
-    cols = [C.REDUCED_FORMULA, C.CHEMSYS, GGA_V_OX, WANG_V_OX, "diff_v_ox", GGA_V_RED, WANG_V_RED]
+    cols = [C.REDUCED_FORMULA, C.CHEMSYS, GGA_V_OX, WANG_V_OX, C.DIFF_V_OX, GGA_V_RED, WANG_V_RED]
     return both[cols].reset_index(drop=True), stats
 
 
