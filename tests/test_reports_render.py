@@ -89,7 +89,7 @@ def test_templates_ship_with_the_package():
     assert set(TEMPLATE_DIR.glob("*.md.j2")) <= shipped
     assert {"classifier.md.j2", "nasicon.md.j2", "screening.md.j2", "md.md.j2", "md_barrier.md.j2",
             "generalization.md.j2", "generalization_variants.md.j2", "classifier_generalization.md.j2",
-            "data.md.j2"} <= {p.name for p in shipped}
+            "data.md.j2", "explore.md.j2", "structure_ablation.md.j2"} <= {p.name for p in shipped}
 
 
 # Byte-identity of the templated reports: rendered from the stage outputs git tracks, they must equal the
@@ -240,6 +240,23 @@ def test_generalization_section_is_the_classifier_reports_section_6(tracked_para
     assert report.generalization_section(cfg, number="") == section.replace("## 6. ", "## ", 1)
 
 
+
+def test_structure_ablation_section_renders_from_the_stages_tracked_metrics(tracked_params):
+    """The section the classifier report includes, from structure_ablation.json (tracked) through the
+    data-only report_context; before the stage ran it is one line pointing at the stage."""
+    import json
+
+    from superionic.classifier import structure_ablation as SA
+
+    root, cfg = tracked_params
+    metrics = json.loads((Path(cfg.generalize.report_dir) / SA.METRICS_FILE).read_text(encoding="utf-8"))
+    include = '{% include "structure_ablation.md.j2" %}'
+    section = _render(include, structure=SA.report_context(metrics), heading="###")
+    assert section.startswith("### Does a real structure help?") and section.endswith("real structures.\n")
+    assert section in (root / cfg.classifier.report).read_text(encoding="utf-8")
+    assert _render(include, structure=None, heading="###") == \
+        "Structure ablation not built yet: `dvc repro structure-ablation`.\n"
+
 def test_data_report_renders_byte_identical_from_tracked_outputs(tracked_params):
     """The dataset stage's report. Tracked: the ingest metrics, rejected rows, repairs, duplicate conflicts and
     dataset metrics (written with sorted keys; the stage's key order is the report table's). The interim records
@@ -274,3 +291,25 @@ def test_data_report_renders_byte_identical_from_tracked_outputs(tracked_params)
         pd.read_csv(cfg.paths.repairs, keep_default_na=False), summary,
         pd.read_csv(cfg.paths.duplicate_conflicts, keep_default_na=False), metrics, cfg, family_table, records)
     assert text == expected
+
+
+def test_explore_report_renders_byte_identical_from_tracked_outputs(tracked_params):
+    """The explore stage's report. Tracked: the ranked top rows, the measured grid points and the metrics
+    (reports/explore/). The space and its dropped counts (in the stage's order; metrics.json sorts keys) are
+    rebuilt from params.yaml's explore section, which is cheap and model-free; nothing is stubbed."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from superionic.explore import stage as E
+    from superionic.explore.space import build_space, enumerate_space
+
+    root, cfg = tracked_params
+    spec = OmegaConf.to_container(cfg.explore, resolve=True, enum_to_str=True)
+    out = Path(spec["report_dir"])
+    space = build_space(spec)
+    result = E.Exploration(space, enumerate_space(space), pd.read_csv(out / E.RANKED_CSV),
+                           pd.read_csv(out / E.KNOWN_CSV), {}, {})
+    figures = json.loads((out / E.METRICS_JSON).read_text(encoding="utf-8"))
+    text = render(E.TEMPLATE, E.context(result, figures, spec))
+    assert text == (root / spec["report"]).read_text(encoding="utf-8")

@@ -211,7 +211,7 @@ def generalization_context(cfg: DictConfig) -> dict[str, Any] | None:
         "family_balanced_accuracy": head["family"]["balanced_accuracy"],
         "chemsys_balanced_accuracy": head["chemsys"]["balanced_accuracy"],
         "paper_protocol_accuracy": metrics["default_paper_protocol"]["accuracy_mean"],
-        "structure": structure_section(Path(g.report_dir)),
+        "structure": structure_context(Path(g.report_dir)),
     }
 
 
@@ -220,13 +220,14 @@ def generalization_section(cfg: DictConfig, number: str = "6. ") -> str:
     return render_template(GENERALIZATION_TEMPLATE, {"generalization": generalization_context(cfg), "number": number})
 
 
-def structure_section(report_dir: Path) -> str:
-    from superionic.classifier.structure_ablation import METRICS_FILE, report_section
+def structure_context(report_dir: Path) -> dict[str, Any] | None:
+    """The structure-ablation section's data (structure_ablation.md.j2), None before the stage ran."""
+    from superionic.classifier.structure_ablation import METRICS_FILE, report_context
 
     path = report_dir / METRICS_FILE
     if not path.exists():
-        return "Structure ablation not built yet: `dvc repro structure-ablation`.\n"
-    return report_section(json.loads(path.read_text(encoding="utf-8"))).replace("## ", "### ", 1)
+        return None
+    return report_context(json.loads(path.read_text(encoding="utf-8")))
 
 
 @stage("classifier-report", sections=["classifier"])

@@ -177,35 +177,23 @@ def run_stage(cfg: Any) -> StageResult:
     return StageResult({"materials_with_structure": len(frame)}, paths)
 
 
-def report_section(metrics: Mapping[str, Any]) -> str:
-    """Markdown for the ablation and generalization reports."""
-    from superionic.reports.markdown import md_table
-    from superionic.reports.render import fixed as fmt
-
-    cmp_ = metrics["comparison"]
-    rows = []
-    for protocol, entry in cmp_.items():
-        a, b = entry[WITHOUT], entry[WITH]
-        rows.append([protocol, a["n_folds"], f"{fmt(a['balanced_accuracy_mean'])} ± {fmt(a['balanced_accuracy_std'])}",
-                     f"{fmt(b['balanced_accuracy_mean'])} ± {fmt(b['balanced_accuracy_std'])}",
-                     f"{entry['paired_difference_mean']:+.3f} ± {fmt(entry['paired_difference_std'])}",
-                     f"{entry['folds_better_with_structure']} / {entry['folds_worse_with_structure']} of {a['n_folds']}",
-                     f"{fmt(a['roc_auc_mean'])} → {fmt(b['roc_auc_mean'])}"])  # fmt: skip
+def report_context(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The stage's metrics (``METRICS_FILE``) as the data of structure_ablation.md.j2, one row per protocol."""
+    protocols = [{"protocol": protocol, "n_folds": entry[WITHOUT]["n_folds"],
+                  "without": entry[WITHOUT], "with": entry[WITH],
+                  "difference_mean": entry["paired_difference_mean"], "difference_std": entry["paired_difference_std"],
+                  "better": entry["folds_better_with_structure"], "worse": entry["folds_worse_with_structure"]}
+                 for protocol, entry in metrics["comparison"].items()]
     p = metrics["paper_264"]
-    fails = metrics["cifs_unreadable"]
-    return "\n".join([
-        "## Does a real structure help? (experimental CIFs, stage `structure-ablation`)\n",
-        f"{metrics['cifs']} OBELiX CIFs, {metrics['cifs_linked_to_ingested_records']} tied to an ingested record"
-        f"{f', {len(fails)} unreadable' if fails else ''}; {metrics['materials_with_structure']} materials "
-        f"({metrics['superionic']} superionic) have a structure. Model `{metrics['model']}` of the generalize "
-        "stage, calibrated the same way, with and without the Li-sublattice block "
-        f"({len(metrics['structure_features'])} features), on identical folds (± = spread over folds).\n",
-        md_table(["protocol", "folds", "bal. acc. cd", "bal. acc. cd+struct", "paired difference",
-                  "folds better / worse with structure", "ROC-AUC cd → cd+struct"], rows) + "\n",
-        "A paired difference inside its spread is no evidence either way at this sample size.\n",
-        "**The paper's \"264\".** Kang et al. compare 123 and 264 materials; 264 is the training part of an 80/20 "
-        f"split of about 330 materials (0.8 × 330 = 264). Our `{p['variant']}` variant has {p['materials']} "
-        f"materials, whose {1 - p['test_size']:.0%} training part holds {p['training_part']}: its honest analogue "
-        f"is `dataset={p['variant']}` under the paper protocol (the ablation sweep above), with the lattice "
-        "constants it reports; this section is the analogue on real structures.\n",
-    ])
+    return {
+        "cifs": metrics["cifs"],
+        "cifs_linked": metrics["cifs_linked_to_ingested_records"],
+        "cifs_unreadable": len(metrics["cifs_unreadable"]),
+        "materials": metrics["materials_with_structure"],
+        "superionic": metrics["superionic"],
+        "model": metrics["model"],
+        "n_features": len(metrics["structure_features"]),
+        "protocols": protocols,
+        "paper_264": {"variant": p["variant"], "materials": p["materials"], "training_part": p["training_part"],
+                      "training_share": 1 - p["test_size"]},
+    }
