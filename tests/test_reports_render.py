@@ -191,18 +191,11 @@ def test_screening_report_takes_the_papers_numbers_from_the_configuration(tracke
 
 def test_md_report_renders_byte_identical_from_tracked_outputs(tracked_params):
     """All of md-report's inputs are tracked (reports/md/*.csv, mlip_metrics.json): nothing to rebuild."""
-    import json
-
-    from superionic.md import aimd, mlip, report
-    from superionic.md import tables as T
+    from superionic.md import report
 
     root, cfg = tracked_params
     md = cfg.md
-    out = Path(md.report_dir)
-    aimd_runs, aimd_fits = T.read_csv(out / aimd.RUNS_CSV), T.read_csv(out / aimd.FITS_CSV)
-    mlip_runs, mlip_fits = T.read_csv(out / mlip.RUNS_CSV), T.read_csv(out / mlip.FITS_CSV)
-    mlip_metrics = json.loads((out / mlip.METRICS_JSON).read_text(encoding="utf-8"))
-    timing = {"device": md.mlip.device, "n_jobs": md.mlip.n_jobs, "threads": md.mlip.threads}
+    aimd_runs, aimd_fits, mlip_runs, mlip_fits, mlip_metrics, timing = report.read_inputs(md)
     comp = report.compare_fits(aimd_fits, mlip_fits)
     pairs = report.same_temperature_pairs(aimd_runs, mlip_runs)
     text = report.render(cfg, aimd_runs, aimd_fits, mlip_runs, mlip_fits, mlip_metrics, timing, comp, pairs,
@@ -285,11 +278,11 @@ def test_data_report_renders_byte_identical_from_tracked_outputs(tracked_params)
     records = pd.DataFrame({C.SIGMA: [float(largest)] * n_records,
                             C.SIGMA_CENSORED: ["<"] * int(n_bounds) + [""] * (n_records - int(n_bounds)),
                             C.FAMILY: [None] * n_without + ["x"] * (n_records - n_without)})
-    text = report.render_data_report(
+    text = render(report.TEMPLATE, report.context(
         json.loads(Path(cfg.paths.ingest_metrics).read_text(encoding="utf-8")),
         pd.read_csv(cfg.paths.rejected_rows, keep_default_na=False),
         pd.read_csv(cfg.paths.repairs, keep_default_na=False), summary,
-        pd.read_csv(cfg.paths.duplicate_conflicts, keep_default_na=False), metrics, cfg, family_table, records)
+        pd.read_csv(cfg.paths.duplicate_conflicts, keep_default_na=False), metrics, cfg, family_table, records))
     assert text == expected
 
 

@@ -75,21 +75,6 @@ def context(
     }
 
 
-def render_data_report(
-    ingest_metrics: dict,
-    rejected: pd.DataFrame,
-    repairs: pd.DataFrame,
-    summary: pd.DataFrame,
-    conflicts: pd.DataFrame,
-    dataset_metrics: dict,
-    cfg: DictConfig,
-    family_table: pd.DataFrame,
-    records: pd.DataFrame,
-) -> str:
-    return render(TEMPLATE, context(ingest_metrics, rejected, repairs, summary, conflicts, dataset_metrics, cfg,
-                                    family_table, records))
-
-
 def write_data_report(
     cfg: DictConfig, summary: pd.DataFrame, conflicts: pd.DataFrame, dataset_metrics: dict,
     family_table: pd.DataFrame, records: pd.DataFrame,
@@ -97,6 +82,6 @@ def write_data_report(
     ingest_metrics = json.loads(Path(cfg.paths.ingest_metrics).read_text())
     rejected = pd.read_csv(cfg.paths.rejected_rows, keep_default_na=False)
     repairs = pd.read_csv(cfg.paths.repairs, keep_default_na=False)
-    text = render_data_report(ingest_metrics, rejected, repairs, summary, conflicts, dataset_metrics, cfg,
-                              family_table, records)
+    text = render(TEMPLATE, context(ingest_metrics, rejected, repairs, summary, conflicts, dataset_metrics, cfg,
+                                    family_table, records))
     write_text(text, cfg.paths.data_report)

@@ -284,15 +284,22 @@ def validation_plan(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.Data
                                 atom_steps_per_s=atom_steps_per_s, n_cores=n_cores, **extra)  # fmt: skip
 
 
-@stage("md-report", sections=["md"])
-def run_stage(cfg: DictConfig) -> StageResult:
-    md = cfg.md
+def read_inputs(md: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict, dict]:
+    """The aimd and mlip-md stages' tables and metrics, and the run settings the report states."""
     out = Path(md.report_dir)
     aimd_runs, aimd_fits = T.read_csv(out / aimd.RUNS_CSV), T.read_csv(out / aimd.FITS_CSV)
     mlip_runs, mlip_fits = T.read_csv(out / mlip.RUNS_CSV), T.read_csv(out / mlip.FITS_CSV)
     mlip_metrics = json.loads((out / mlip.METRICS_JSON).read_text(encoding="utf-8"))
     # the run's settings; its wall clock stays out of tracked files (mlip.TIMING_JSON, MLflow)
     timing = {"device": md.mlip.device, "n_jobs": md.mlip.n_jobs, "threads": md.mlip.threads}
+    return aimd_runs, aimd_fits, mlip_runs, mlip_fits, mlip_metrics, timing
+
+
+@stage("md-report", sections=["md"])
+def run_stage(cfg: DictConfig) -> StageResult:
+    md = cfg.md
+    out = Path(md.report_dir)
+    aimd_runs, aimd_fits, mlip_runs, mlip_fits, mlip_metrics, timing = read_inputs(md)
     comp = compare_fits(aimd_fits, mlip_fits)
     pairs = same_temperature_pairs(aimd_runs, mlip_runs)
     cmp_metrics = comparison_metrics(comp, pairs)
