@@ -44,8 +44,8 @@ def stage(name: str, sections: Sequence[str] | None = None) -> Callable[[Callabl
     """Decorate a stage's ``run_stage(cfg)``: MLflow run named ``name``, wall time, returned metrics/artefacts.
 
     ``sections``: the config sections logged as params (see ``stage_run``).
-    The wrapper carries ``stage_name`` and ``stage_sections`` so the CLI can
-    check a command runs the stage it names.
+    The wrapper carries ``stage_name`` so the CLI can check a command runs
+    the stage it names.
     """
 
     def decorate(body: Callable[[Any], StageResult | None]) -> Callable[[Any], StageResult | None]:
@@ -69,7 +69,6 @@ def stage(name: str, sections: Sequence[str] | None = None) -> Callable[[Callabl
             return result
 
         run.stage_name = name  # type: ignore[attr-defined]
-        run.stage_sections = None if sections is None else tuple(sections)  # type: ignore[attr-defined]
         return run
 
     return decorate

@@ -207,11 +207,7 @@ def stage_run(
             }
         )
         chosen = container if sections is None else {s: container[s] for s in sections}
-        params = {
-            k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in flatten(chosen).items()
-        }
-        params = {k: redact(v) if isinstance(v, str) else v for k, v in params.items()}
-        params = {k: v for k, v in params.items() if len(str(v)) <= _MAX_PARAM_LEN}
+        params = loggable_params(chosen)
         if params:
             mlflow.log_params(params)
         mlflow.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
@@ -219,14 +215,20 @@ def stage_run(
         yield run
 
 
+def loggable_params(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flattened config values as MLflow params: lists and dicts as JSON, secrets redacted, and values
+    longer than MLflow accepts left out (the whole config is stored as config.yaml)."""
+    params = {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in flatten(mapping, prefix).items()}
+    params = {k: redact(v) if isinstance(v, str) else v for k, v in params.items()}
+    return {k: v for k, v in params.items() if len(str(v)) <= _MAX_PARAM_LEN}
+
+
 def log_model_spec(model: str, spec: Mapping[str, Any]) -> None:
     """Tag a per-model stage's run with its model and log that model's config (``models.<model>.*``)."""
     import mlflow
 
     mlflow.set_tag("model", model)
-    params = {k: json.dumps(v) if isinstance(v, list | dict) else v
-              for k, v in flatten(spec, prefix=f"models.{model}.").items()}
-    mlflow.log_params({k: v for k, v in params.items() if len(str(v)) <= _MAX_PARAM_LEN})
+    mlflow.log_params(loggable_params(spec, prefix=f"models.{model}."))
 
 
 def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:

@@ -135,11 +135,18 @@ def run_stage(cfg: DictConfig) -> StageResult:
     written = write_combined(combined, names, Path(c.report_dir), c.metrics)
     metrics = combined["metrics"]
     log.info("merged %d models into %s and %s", len(names), c.best_params, c.report_dir)
-    return StageResult({
-        "paper": {m: {k: v for k, v in s.items() if k.endswith("_mean")} for m, s in metrics["paper"].items()},
+    return StageResult(score_metrics(metrics["paper"], metrics["grouped"], names), [best, *written])
+
+
+def score_metrics(paper: Mapping[str, Mapping[str, Any]], grouped: Mapping[str, Mapping[str, Any]],
+                  names: list[str]) -> dict[str, Any]:
+    """The scores logged to MLflow (evaluate@<model> for one model, classifier-collect for all): the
+    paper protocol's means and each available grouped CV's accuracy, F1 and ROC-AUC."""
+    return {
+        "paper": {m: {k: v for k, v in paper[m].items() if k.endswith("_mean")} for m in names},
         "grouped": {col: {m: {k: info["models"][m][k] for k in ("accuracy", "f1", "roc_auc")} for m in names}
-                    for col, info in metrics["grouped"].items() if info.get("status") == "ok"},
-    }, [best, *written])
+                    for col, info in grouped.items() if info.get("status") == "ok"},
+    }
 
 
 def _read(path: Path, stage: str) -> dict:

@@ -126,7 +126,7 @@ def evaluate_model(
 def run_stage(cfg: DictConfig, model: str) -> StageResult:
     """Evaluate one tuned model (the DVC stage ``evaluate@<model>``)."""
     from superionic.classifier.data import load
-    from superionic.classifier.collect import evaluated_path, tuned_path
+    from superionic.classifier.collect import evaluated_path, score_metrics, tuned_path
     from superionic.io import write_json
     import mlflow
 
@@ -142,8 +142,5 @@ def run_stage(cfg: DictConfig, model: str) -> StageResult:
     path = write_json(doc, evaluated_path(c.evaluate_dir, model))
     # the tuned hyper-parameters this evaluation used, and every protocol's scores
     mlflow.log_params({f"best.{model}.{k}": v for k, v in params.items()})
-    grouped = {col: {model: {k: info["models"][model][k] for k in ("accuracy", "f1", "roc_auc")}}
-               for col, info in doc["grouped"].items() if info.get("status") == "ok"}
     log.info("wrote %s", path)
-    return StageResult({"paper": {model: {k: v for k, v in doc["paper"].items() if k.endswith("_mean")}},
-                        "grouped": grouped}, [path])
+    return StageResult(score_metrics({model: doc["paper"]}, doc["grouped"], [model]), [path])

@@ -31,7 +31,6 @@ out-of-fold predictions) and its training features for the domain check.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -620,6 +619,8 @@ def report_context(metrics: Mapping[str, Any], table: pd.DataFrame, sources: pd.
                    families: pd.DataFrame, pretrain: Mapping[str, Any] | None, cfg: Any,
                    n_rows: int) -> dict[str, Any]:
     """Everything generalization.md.j2 shows, as plain data (no formatting)."""
+    from superionic.reports.render import link
+
     per_source = sources[sources["variant"] == metrics["default"]]
     return {
         "cfg": cfg,
@@ -634,13 +635,10 @@ def report_context(metrics: Mapping[str, Any], table: pd.DataFrame, sources: pd.
                         for r in families.itertuples(index=False)],
         "source_rows": [[r.source, r.n, r.accuracy, r.balanced_accuracy, r.roc_auc, r.ece]
                         for r in per_source.itertuples(index=False)],
-        "figures": {"reliability": _link(cfg.generalize, FIG_RELIABILITY), "coverage": _link(cfg.generalize, FIG_COVERAGE)},
+        "figures": {"reliability": link(Path(cfg.generalize.report_dir) / FIG_RELIABILITY, cfg.generalize.report),
+                    "coverage": link(Path(cfg.generalize.report_dir) / FIG_COVERAGE, cfg.generalize.report)},
     }  # fmt: skip
 
-
-def _link(g: Any, name: str) -> str:
-    """A figure's path as the report (generalize.report) links it: relative to the report's folder."""
-    return os.path.relpath(Path(g.report_dir) / name, Path(g.report).parent).replace(os.sep, "/")
 
 
 def render_report(metrics: Mapping[str, Any], table: pd.DataFrame, sources: pd.DataFrame, families: pd.DataFrame,

@@ -18,6 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from superionic.io import pyplot as _plt, save_figure, write_text
+from superionic.reports.render import link
 from superionic.reports.render import render as render_template
 from superionic.classifier.ensemble import ENSEMBLE_SUMMARY_JSON, MEMBERS_KEY
 from superionic.classifier.collect import GROUP_ACCURACY_CSV, GROUPED_CSV, PAPER_SPLITS_CSV
@@ -95,8 +96,7 @@ def context(cfg: DictConfig) -> dict[str, Any]:
     """Everything classifier.md.j2 shows, as plain data read from the stage outputs (no formatting)."""
     c = cfg.classifier
     out_dir = Path(c.report_dir)
-    rel = Path(c.report_dir).relative_to(Path(c.report).parent) if Path(c.report_dir).is_relative_to(
-        Path(c.report).parent) else Path(c.report_dir)
+    rel = Path(link(c.report_dir, c.report))
     metrics = json.loads(Path(c.metrics).read_text(encoding="utf-8"))
     best = json.loads(Path(c.best_params).read_text(encoding="utf-8"))["models"]
     group_acc = pd.read_csv(out_dir / GROUP_ACCURACY_CSV)

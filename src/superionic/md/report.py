@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from superionic import files
 from superionic.io import write_csv, write_json, write_text
 from superionic.md import aimd, mlip, plots
 from superionic.md import tables as T
+from superionic.reports.render import link
 from superionic.reports.render import render as render_template
 from superionic.stage import StageResult, stage
 
@@ -252,7 +252,7 @@ def context(
         "barrier": barrier(cmp_metrics),
         "plan": plan_context(cfg, aimd_runs, aimd_fits),
         # figure links relative to the report's own folder
-        "figures": {"dir": Path(os.path.relpath(md.report_dir, Path(md.report).parent)).as_posix(),
+        "figures": {"dir": link(md.report_dir, md.report),
                     "aimd": aimd.FIGURE, "mlip": mlip.FIGURE, "overlay": FIG_OVERLAY,
                     "parity_ea": FIG_PARITY_EA, "parity_sigma": FIG_PARITY_SIGMA,
                     "parity_d": FIG_PARITY_D},  # fmt: skip

@@ -19,6 +19,7 @@ from omegaconf import DictConfig  # noqa: E402
 from superionic.io import PNG_METADATA, save_figure, write_text  # noqa: E402
 from superionic.nasicon import data as nd  # noqa: E402
 from superionic.nasicon.svc import DESCRIPTORS  # noqa: E402
+from superionic.reports.render import link  # noqa: E402
 from superionic.reports.render import render as render_template  # noqa: E402
 from superionic.stage import StageResult, stage
 
@@ -107,7 +108,7 @@ def context(cfg: DictConfig, fig_dir: Path) -> dict:
     sis = pd.read_csv(p.sis_features)
     top = pd.read_csv(p.mlr_top)
     exp = pd.read_csv(p.experimental, keep_default_na=False)
-    rel = lambda path: Path(path).relative_to(Path(p.report).parent).as_posix()  # noqa: E731
+    rel = lambda path: link(path, p.report)  # noqa: E731
     sisso_rows = [{"chosen": str(r["chosen"]) == "True", "variant": r["variant"], "dimension": r["dimension"],
                    "features": str(r["features"]).split(" | "), "searched": int(r["searched"])
                    if r["variant"] != "paper" else None, "fit_ranking_accuracy": r["fit_ranking_accuracy"],

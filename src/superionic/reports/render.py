@@ -10,6 +10,7 @@ naming it, instead of rendering an empty string.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -21,6 +22,11 @@ from superionic.reports import markdown
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 MISSING_TEXT = "n/a"
+
+
+def link(target: str | Path, document: str | Path) -> str:
+    """``target`` as a Markdown link written in ``document``: relative to the document's folder, with /."""
+    return Path(os.path.relpath(target, Path(document).parent)).as_posix()
 
 
 def _is_missing(value: Any) -> bool:

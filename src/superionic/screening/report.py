@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from superionic import files
 from superionic.data.columns import ABSTAIN, P_CALIBRATED
+from superionic.reports.render import link
 from superionic.reports.render import render as render_template
 from superionic.screening import columns as C
 from superionic.stage import StageResult, stage
@@ -65,7 +65,7 @@ def context(cfg: DictConfig) -> dict[str, Any]:
         ("rediscovery", files.SCREEN_REDISCOVERY_METRICS))}
     if any(metrics[k] is None for k in ("pool", "pool2024", "thermo", "voltage", "funnel")):
         raise FileNotFoundError(f"screening metrics missing in {d}: run `dvc repro funnel` first")
-    base = Path(os.path.relpath(d, Path(screen.report).parent))
+    base = Path(link(d, screen.report))
     links = {name: (base / name).as_posix() for name in (
         files.SCREEN_WANG_CHECK_FIGURE, files.SCREEN_FUNNEL_FIGURE, files.SCREEN_RANKED, files.SCREEN_MAP_FIGURE,
         files.SCREEN_VOTES_FIGURE, files.SCREEN_UNKNOWN_RANKED, files.SCREEN_MD_HANDOFF)}
