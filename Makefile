@@ -13,7 +13,7 @@ $(BIN)/superionic: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: venv repro test params
+.PHONY: venv repro test params md-validation
 venv: $(BIN)/superionic
 
 params: venv
@@ -24,3 +24,18 @@ repro: venv
 
 test: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+
+# The barrier-resolving MLIP protocol (conf/md/validation.yaml), outside
+# `dvc repro`: ~9 h on 2 CPU cores, so the default pipeline stays short. Its
+# AIMD analysis, MLIP runs and comparison go to reports/md-validation/ with
+# the params.yaml they ran from (trajectories to data/md-validation/).
+# Part of it: make md-validation MD_VALIDATION='md.mlip.runs_only=[mp-532413]'
+MD_VALIDATION ?=
+MD_VALIDATION_DIR := reports/md-validation
+md-validation: venv
+	mkdir -p $(MD_VALIDATION_DIR)
+	$(BIN)/superionic compose-params md=validation md.report_dir=$(MD_VALIDATION_DIR) \
+		md.report=$(MD_VALIDATION_DIR)/README.md md.out_dir=data/md-validation $(MD_VALIDATION) \
+		--output $(MD_VALIDATION_DIR)/params.yaml
+	for stage in aimd mlip-md md-report; do \
+		$(BIN)/superionic $$stage --params $(MD_VALIDATION_DIR)/params.yaml || exit 1; done

@@ -1,21 +1,24 @@
-"""Batched NVT molecular dynamics: many systems, one CHGNet evaluation per step.
+"""Lockstep NVT molecular dynamics: many systems, one fast CHGNet evaluation per step.
 
 Every MD step of every system (materials, temperatures, replicas; sizes may
-differ) needs one energy+forces call. Here all systems advance in lockstep and
-their graphs go through the model as ONE batched forward (and one backward for
-the forces), instead of one ASE loop per system with one call each.
+differ) needs one energy+forces call. Here all systems advance in lockstep
+through :class:`BatchedPotential`, which builds CHGNet graphs with array
+operations and runs CHGNet's weights through a factored forward
+(:mod:`superionic.md.chgnet_fast`): one batched forward on a GPU, one forward
+per system on a CPU. ``benchmarks/mlip_batched_md.py`` measures it against
+the standard ASE loop.
 
 The integrators are the ones :func:`superionic.md.mlip.run_nvt` runs through
 ASE (velocity Verlet with the Bussi thermostat, or ASE's Langevin), rewritten
 over plain arrays with the same arithmetic in the same order and the same
 random draws from each run's own generator, in the same order. Only the
-forces differ from the ASE loop, by float32 rounding of the batched forward,
-so a short run reproduces the ASE trajectory to ~1e-5 A. Each system keeps
-its own arrays: the integrator costs microseconds per step against tens of
-milliseconds for the model, so nothing is gained by fusing it further, and
-per-system arithmetic keeps the ASE operation order exactly.
+forces differ from the ASE loop, by float32 rounding, so a short run
+reproduces the ASE trajectory to ~1e-5 A. Each system keeps its own arrays:
+the integrator costs microseconds per step against tens of milliseconds for
+the model, so nothing is gained by fusing it further, and per-system
+arithmetic keeps the ASE operation order exactly.
 
-Forces are the gradient of the batched energy with respect to each graph's
+Forces are the gradient of the energy with respect to each graph's
 fractional coordinates, mapped to Cartesian: CHGNet's own force path builds
 a second-order autograd graph (``create_graph=True``, which only training
 needs) and costs ~1.4x more on CPU.
@@ -30,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
 from superionic.md.analysis import Trajectory
 
@@ -38,25 +41,49 @@ log = logging.getLogger(__name__)
 
 
 class BatchedPotential:
-    """Energies (eV) and forces (eV/A) of many periodic cells in one CHGNet forward."""
+    """Energies (eV) and forces (eV/A) of many periodic cells from CHGNet's weights.
+
+    Graphs and the forward pass are :mod:`superionic.md.chgnet_fast` (array
+    graph construction, factored first layers; CHGNet's numbers to float32
+    rounding). On a GPU all cells go through one batched forward; on a CPU one
+    forward per cell is faster (measured in ``benchmarks/mlip_batched_md.py``:
+    a cell's working set stays in cache), and it makes each run's forces
+    independent of which runs share its batch.
+    """
 
     def __init__(self, model, device: str):
+        from superionic.md.chgnet_fast import FactoredCHGNet
+
         self.model = model
         self.device = device
         model.eval()
+        self.forward = FactoredCHGNet(model)
+        self.per_cell = device == "cpu"
 
-    def graph(self, cell: np.ndarray, symbols: Sequence[str], frac: np.ndarray):
-        # the same Structure -> graph path as the ASE calculator, so the graphs are identical
-        return self.model.graph_converter(Structure(Lattice(cell), list(symbols), frac))
+    def graph(self, cell: np.ndarray, atomic_numbers: np.ndarray, frac: np.ndarray):
+        from superionic.md.chgnet_fast import crystal_graph
+
+        converter = self.model.graph_converter
+        return crystal_graph(cell, atomic_numbers, frac, atom_cutoff=converter.atom_graph_cutoff,
+                             bond_cutoff=converter.bond_graph_cutoff)  # fmt: skip
 
     def __call__(self, graphs: Sequence) -> tuple[list[float], list[np.ndarray]]:
+        groups = [[g] for g in graphs] if self.per_cell else [list(graphs)]
+        energies, forces = [], []
+        for group in groups:
+            e, f = self._energies_forces(group)
+            energies += e
+            forces += f
+        return energies, forces
+
+    def _energies_forces(self, graphs: Sequence) -> tuple[list[float], list[np.ndarray]]:
         import torch
 
         on_device = [g.to(self.device) for g in graphs]
         coords = [g.atom_frac_coord for g in on_device]
-        pred = self.model.forward(on_device, task="e")
-        n_atoms = torch.tensor([len(c) for c in coords], dtype=pred["e"].dtype, device=pred["e"].device)
-        per_graph = pred["e"] * n_atoms if self.model.is_intensive else pred["e"]
+        energy = self.forward(on_device)
+        n_atoms = torch.tensor([len(c) for c in coords], dtype=energy.dtype, device=energy.device)
+        per_graph = energy * n_atoms if self.model.is_intensive else energy
         # each graph's energy depends on its own coordinates only: one backward gives all forces
         grads = torch.autograd.grad(per_graph.sum(), coords)
         energies = per_graph.detach().cpu().numpy().astype(np.float64)
@@ -149,6 +176,7 @@ class _System:
     temperature: float
     structure: Structure
     symbols: list[str]
+    atomic_numbers: np.ndarray
     positions: np.ndarray
     momenta: np.ndarray
     masses: np.ndarray  # (n, 1)
@@ -217,7 +245,7 @@ def _start(job: Mapping, equilibration_tau_fs: float) -> _System:
     Stationary(atoms)
     return _System(
         material=job["material"], temperature=float(job["temperature"]), structure=job["structure"],
-        symbols=atoms.get_chemical_symbols(), positions=atoms.get_positions().copy(),
+        symbols=atoms.get_chemical_symbols(), atomic_numbers=atoms.get_atomic_numbers().copy(), positions=atoms.get_positions().copy(),
         momenta=atoms.get_momenta().copy(), masses=atoms.get_masses()[:, None].copy(),
         cell=np.asarray(atoms.cell.array, dtype=np.float64).copy(), dt=float(job["timestep_fs"]) * units.fs,
         timestep_fs=float(job["timestep_fs"]), equilibration_steps=int(job["equilibration_steps"]),
@@ -229,7 +257,7 @@ def _start(job: Mapping, equilibration_tau_fs: float) -> _System:
 
 
 def _evaluate(potential: BatchedPotential, systems: Sequence[_System]) -> None:
-    graphs = [potential.graph(s.cell, s.symbols, s.wrapped_fractional()) for s in systems]
+    graphs = [potential.graph(s.cell, s.atomic_numbers, s.wrapped_fractional()) for s in systems]
     energies, forces = potential(graphs)
     for s, e, f in zip(systems, energies, forces, strict=True):
         s.energy, s.forces = e, f

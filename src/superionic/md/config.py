@@ -109,6 +109,9 @@ class MLIPConfig:
     # explicit (material, temperature, steps) runs in place of materials x
     # temperatures at ``steps`` (then materials must be empty); [] = the product
     runs: list[MLIPRun] = MISSING
+    # run only md.mlip.runs of these materials ([] = all): part of a protocol,
+    # e.g. the cheap materials of md=validation on a CPU
+    runs_only: list[str] = MISSING
     timestep_fs: float = MISSING
     equilibration_steps: int = MISSING
     steps: int = MISSING
@@ -122,8 +125,9 @@ class MLIPConfig:
     # thermostat time constant (fs); Langevin friction = 1/this
     thermostat_time_fs: float = MISSING
     device: Device = MISSING
-    # advance all runs together, one batched model evaluation per MD step
-    # (superionic.md.batched), in n_jobs batches; false: one ASE loop per run
+    # advance all runs in lockstep through the fast CHGNet engine
+    # (superionic.md.batched, superionic.md.chgnet_fast), in n_jobs batches of
+    # one process each; false: CHGNet's own ASE loop, one per run
     batch: bool = MISSING
     # torch CPU threads per process, and independent runs at once (processes)
     threads: int = MISSING

@@ -332,7 +332,15 @@ def run_list(mlip: DictConfig) -> list[tuple[str | None, float, int]]:
     if mlip.runs:
         if mlip.materials:
             raise ValueError("md.mlip.runs names its materials: leave md.mlip.materials empty")
-        return sorted((str(r.material), float(r.temperature), int(r.steps)) for r in mlip.runs)
+        runs = sorted((str(r.material), float(r.temperature), int(r.steps)) for r in mlip.runs)
+        if mlip.runs_only:
+            unknown = sorted(set(mlip.runs_only) - {m for m, _, _ in runs})
+            if unknown:
+                raise ValueError(f"md.mlip.runs_only: {unknown} not among md.mlip.runs' materials")
+            runs = [r for r in runs if r[0] in set(mlip.runs_only)]
+        return runs
+    if mlip.runs_only:
+        raise ValueError("md.mlip.runs_only selects among md.mlip.runs, which is empty")
     return [(None, float(t), int(mlip.steps)) for t in sorted(float(t) for t in mlip.temperatures)]
 
 
