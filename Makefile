@@ -31,8 +31,8 @@ test: venv
 # the params.yaml they ran from (trajectories to data/md-validation/).
 # Part of it: make md-validation MD_VALIDATION='md.mlip.runs_only=[mp-532413]'
 MD_VALIDATION ?=
-MD_VALIDATION_DIR := reports/md-validation
 md-validation: venv
+	$(eval MD_VALIDATION_DIR := $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['md']['validation_dir'])"))
 	mkdir -p $(MD_VALIDATION_DIR)
 	$(BIN)/superionic compose-params md=validation md.report_dir=$(MD_VALIDATION_DIR) \
 		md.report=$(MD_VALIDATION_DIR)/README.md md.out_dir=data/md-validation $(MD_VALIDATION) \

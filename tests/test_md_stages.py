@@ -68,6 +68,7 @@ def small_cfg(tmp_path, aimd_dir):
     OmegaConf.update(cfg, "md.report_dir", str(tmp_path / "reports" / "md"))
     OmegaConf.update(cfg, "md.report", str(tmp_path / "reports" / "md.md"))
     OmegaConf.update(cfg, "md.out_dir", str(tmp_path / "data"))
+    OmegaConf.update(cfg, "md.validation_dir", str(tmp_path / "reports" / "md-validation"))
     OmegaConf.update(cfg, "tracking.tracking_uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
     OmegaConf.update(cfg, "tracking.artifact_dir", str(tmp_path / "mlartifacts"))
     return cfg
@@ -119,6 +120,37 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     assert cmp["dEa_weighted_mean_eV"] == pytest.approx(-0.1, abs=1e-6)
     assert cmp["dlog10_D_same_T_weighted_mean"] == pytest.approx(0.3, abs=1e-6)
     assert "underestimate is resolved" in text or "not resolved" in text
+    assert "The validation protocol" not in text  # no validation outputs yet
+
+    # the same outputs standing in for a `make md-validation` run of one material
+    import shutil
+
+    vdir = tmp_path / "reports" / "md-validation"
+    shutil.copytree(out, vdir)
+    vcfg = compose(["md=validation", "md.mlip.runs_only=[mp-1]"])
+    OmegaConf.save(vcfg, vdir / report.VALIDATION_PARAMS)
+    write_json({"device": "cpu", "threads": 1, "n_jobs": 2, "total_wall_s": 7200.0,
+                "runs": [{"steps": 1000, "n_atoms": 100}]}, vdir / mlip.TIMING_JSON)  # fmt: skip
+    plan = report.validation_plan(cfg, runs, fits, with_run_settings=True)
+    extra = plan.iloc[[0]].assign(**{T.COL_MATERIAL: "mp-2", T.COL_FORMULA: "Li2S", "atom_steps": 3.6e5})
+    import pandas as pd
+
+    v = report.validation_context(cfg.md, pd.concat([plan, extra], ignore_index=True))
+    assert v["runs_only"] == ["mp-1"] and [r["material"] for r in v["rows"]] == ["mp-1"]
+    assert v["pooled"]["value"] == pytest.approx(-0.1, abs=1e-6)
+    err = cmp["dEa_weighted_mean_err_eV"]
+    assert v["pooled"]["low"] == pytest.approx(-0.1 - 1.959964 * err, abs=1e-6)
+    assert v["rate"] == pytest.approx(1e5 / 7200) and v["left"] == ["mp-2"]
+    assert v["left_hours"] == pytest.approx(3.6e5 / (1e5 / 7200) / 3600)
+    # the plan with a material the validation run left out
+    real_plan = report.validation_plan
+    monkeypatch.setattr(report, "validation_plan", lambda *a, **k: pd.concat([real_plan(*a, **k), extra], ignore_index=True))
+    report.run_stage(cfg)
+    text = (tmp_path / "reports" / "md.md").read_text()
+    assert "### The validation protocol, run in part" in text and "md.mlip.runs_only=mp-1" in text
+    assert "(md-validation)" in text and "Not yet run: mp-2 (Li2S)" in text
+    # a validation run's own report does not summarise itself
+    assert report.validation_context(OmegaConf.merge(cfg.md, {"report_dir": str(vdir)}), plan) is None
 
 
 def test_barrier_statement_directions():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 
@@ -153,10 +152,9 @@ def _first_line(exc: BaseException) -> str:
 
 def _dispatch(argv: list[str]) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from superionic.stage import filter_known_warnings
+    from superionic.stage import configure_process
 
-    filter_known_warnings()
+    configure_process()
     commands = sorted([*STAGES, *TOOLS, "compose-params"])
     if not argv or argv[0] in {"-h", "--help"}:
         print(_help())

@@ -152,6 +152,19 @@ KNOWN_NOISE: tuple[tuple[type[Warning], str, str], ...] = (
 # explore/space.py), which are scoped to one call and say why.
 
 
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+def configure_process() -> None:
+    """INFO log lines on stderr and the known-noise filters, once per process.
+
+    The CLI calls it at start-up, and each worker process that runs stage code
+    (Dask workers start with neither, so their progress lines would be lost).
+    """
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    filter_known_warnings()
+
+
 def filter_known_warnings() -> None:
     """Install :data:`KNOWN_NOISE` as 'ignore' filters (called once by ``superionic.cli.main``)."""
     for category, message, module in KNOWN_NOISE:

@@ -150,3 +150,5 @@ class MDConfig:
     report_dir: str = MISSING
     # target He et al. RSD(D) of the validation protocol's run lengths (md-report's plan)
     validation_rsd: float = MISSING
+    # where `make md-validation` writes, and md-report reads, the validation run's outputs
+    validation_dir: str = MISSING

@@ -367,6 +367,9 @@ def _init_worker(model_name: str, device: str, threads: int) -> None:
     import torch
 
     from superionic.md.batched import BatchedPotential
+    from superionic.stage import configure_process
+
+    configure_process()
 
     torch.set_num_threads(threads)
     model = load_model(model_name, device)

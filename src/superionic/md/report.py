@@ -31,6 +31,10 @@ FIG_OVERLAY = f"{files.MD_REPORT_DIR}/arrhenius_aimd_vs_mlip.png"
 FIG_PARITY_EA = f"{files.MD_REPORT_DIR}/parity_ea.png"
 FIG_PARITY_SIGMA = f"{files.MD_REPORT_DIR}/parity_log10_sigma_300K.png"
 FIG_PARITY_D = f"{files.MD_REPORT_DIR}/parity_log10_D_same_T.png"
+# the resolved config `make md-validation` ran from, beside its outputs
+VALIDATION_PARAMS = "params.yaml"
+# two-sided 95 % normal quantile for the validation intervals
+Z95 = 1.959964
 
 # comparison table columns
 C_EA_AIMD, C_EA_AIMD_ERR = "Ea_aimd_eV", "Ea_aimd_err_eV"
@@ -201,6 +205,65 @@ def plan_context(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFra
     return out
 
 
+def interval95(value: float, err: float) -> dict:
+    """``value`` with its 95 % interval, and which side of zero the interval lies on."""
+    lo, hi = value - Z95 * err, value + Z95 * err
+    side = "lower" if hi < 0 else "higher" if lo > 0 else "unresolved"
+    return {"value": value, "low": lo, "high": hi, "half_width": Z95 * err, "side": side}
+
+
+def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
+    """What the committed ``make md-validation`` outputs (``md.validation_dir``) say.
+
+    None when they are absent, or when this report is that run's own.
+    ``plan`` (:func:`validation_plan` with run settings) names the protocol's
+    runs that were not part of it and their cost at its measured throughput.
+    """
+    from omegaconf import OmegaConf
+
+    vdir = Path(md.validation_dir)
+    if vdir.resolve() == Path(md.report_dir).resolve() or not (vdir / COMPARISON_CSV).exists():
+        return None
+    comp = T.read_csv(vdir / COMPARISON_CSV)
+    pairs = T.read_csv(vdir / PAIRS_CSV)
+    metrics = json.loads((vdir / METRICS_JSON).read_text(encoding="utf-8"))
+    params = OmegaConf.load(vdir / VALIDATION_PARAMS)
+    timing_path = vdir / mlip.TIMING_JSON
+    timing = json.loads(timing_path.read_text(encoding="utf-8")) if timing_path.exists() else {}
+    mlip_runs = T.read_csv(vdir / mlip.RUNS_CSV)
+    ran = set(mlip_runs[T.COL_MATERIAL])
+    atom_steps = sum(r["steps"] * r["n_atoms"] for r in timing.get("runs", []))
+    rate = atom_steps / timing["total_wall_s"] if timing.get("total_wall_s") else math.nan
+    left = plan[~plan[T.COL_MATERIAL].isin(ran)] if not plan.empty else plan
+    left_atom_steps = float(left["atom_steps"].sum()) if not left.empty else 0.0
+    rows = []
+    for r in _records(comp):
+        both = math.isfinite(r[C_DEA]) and math.isfinite(r[C_DEA_ERR])
+        rows.append({"material": r[T.COL_MATERIAL], "formula": r[T.COL_FORMULA],
+                     "ea_aimd": interval95(r[C_EA_AIMD], r[C_EA_AIMD_ERR]),
+                     "ea_mlip": interval95(r[C_EA_MLIP], r[C_EA_MLIP_ERR]),
+                     "dea": interval95(r[C_DEA], r[C_DEA_ERR]) if both else None,
+                     "mlip_status": r["mlip_status"]})  # fmt: skip
+    pooled = (interval95(metrics["dEa_weighted_mean_eV"], metrics["dEa_weighted_mean_err_eV"])
+              if metrics.get("n_materials_both_fits") else None)  # fmt: skip
+    same_t = (interval95(metrics["dlog10_D_same_T_weighted_mean"], metrics["dlog10_D_same_T_err"])
+              if metrics.get("n_same_T_pairs") else None)  # fmt: skip
+    return {
+        "dir": str(vdir), "link": link(str(vdir), md.report), "runs_only": list(params.md.mlip.runs_only), "n_runs": len(mlip_runs),
+        "n_used": int(mlip_runs[T.COL_USED].sum()), "rows": rows, "pooled": pooled,
+        "n_pooled": metrics.get("n_materials_both_fits", 0), "same_t": same_t,
+        "n_pairs": metrics.get("n_same_T_pairs", 0),
+        "pairs": [{"material": p[T.COL_MATERIAL], "temperature": p[T.COL_T], "dlog10_d": p["dlog10_D_mlip_minus_aimd"],
+                   "err": math.hypot(p[C_LD_AIMD_ERR], p[C_LD_MLIP_ERR])} for p in _records(pairs)],  # fmt: skip
+        "wall_h": timing.get("total_wall_s", math.nan) / 3600, "atom_steps": atom_steps, "rate": rate,
+        "device": timing.get("device", "?"), "n_jobs": timing.get("n_jobs", "?"), "threads": timing.get("threads", "?"),
+        "left": sorted(set(left[T.COL_MATERIAL])) if not left.empty else [],
+        "left_formulas": sorted(set(left[T.COL_FORMULA])) if not left.empty else [],
+        "left_atom_steps": left_atom_steps,
+        "left_hours": left_atom_steps / rate / 3600 if rate and math.isfinite(rate) else math.nan,
+    }
+
+
 def context(
     cfg: DictConfig,
     aimd_runs: pd.DataFrame,
@@ -251,6 +314,7 @@ def context(
         } for p in _records(pairs)],  # fmt: skip
         "barrier": barrier(cmp_metrics),
         "plan": plan_context(cfg, aimd_runs, aimd_fits),
+        "validation": validation_context(md, validation_plan(cfg, aimd_runs, aimd_fits, with_run_settings=True)),
         # figure links relative to the report's own folder
         "figures": {"dir": link(md.report_dir, md.report),
                     "aimd": aimd.FIGURE, "mlip": mlip.FIGURE, "overlay": FIG_OVERLAY,
