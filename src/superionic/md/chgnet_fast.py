@@ -169,6 +169,15 @@ class _FactoredGatedMLP:
         return g.activation(core) * g.sigmoid(gate)
 
 
+def _residual_update(layer, summed, features, norm):
+    """The tail of CHGNet's atom and bond convolutions: output MLP, residual, norm."""
+    if layer.use_mlp_out:
+        summed = layer.mlp_out(summed)
+    if layer.resnet:
+        summed = summed + features
+    return summed if norm is None else norm(summed)
+
+
 class FactoredCHGNet:
     """``CHGNet.forward(graphs, task="e")`` with factored first layers; returns per-graph energies."""
 
@@ -226,11 +235,7 @@ class FactoredCHGNet:
             pre = gather(center_part, ag[:, 0]) + gather(bond_part, d2u) + gather(nbr_part, ag[:, 1])
             messages = f.finish(pre) * bond_weight_directed
             new = aggregate(messages, ag[:, 0], average=False, num_owner=len(atom_feas))
-            if layer.use_mlp_out:
-                new = layer.mlp_out(new)
-            if layer.resnet:
-                new = new + atom_feas
-            return new if layer.atom_norm is None else layer.atom_norm(new)
+            return _residual_update(layer, new, atom_feas, layer.atom_norm)
 
         def three_body_pre(f: _FactoredGatedMLP, atom_feas, bond_feas, angle_feas):
             bond_part = gather(bond_feas, used_bonds) @ torch.cat([f.parts[0], f.parts[1]], dim=0).T
@@ -242,11 +247,7 @@ class FactoredCHGNet:
             layer, f = m.bond_conv_layers[index], self.three_body[index][0]
             update = f.finish(three_body_pre(f, atom_feas, bond_feas, angle_feas)) * bw_pair
             new = aggregate(update, bg[:, 1], average=False, num_owner=len(bond_feas))
-            if layer.use_mlp_out:
-                new = layer.mlp_out(new)
-            if layer.resnet:
-                new = new + bond_feas
-            return new if layer.bond_norm is None else layer.bond_norm(new)
+            return _residual_update(layer, new, bond_feas, layer.bond_norm)
 
         def angle_update(index: int, atom_feas, bond_feas, angle_feas):
             layer, f = m.angle_layers[index], self.three_body[index][1]
