@@ -81,7 +81,7 @@ def test_simulate_all_batched_writes_the_standard_run_files(model, tmp_path):
     base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0,
             "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
             "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "materials": [], "temperatures": [],
-            "steps": 0, "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 6},
+            "steps": 0, "runs_only": [], "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 6},
                                  {"material": "LiCl", "temperature": 900.0, "steps": 4}]}  # fmt: skip
     out = {}
     for batch in (False, True):
@@ -93,15 +93,47 @@ def test_simulate_all_batched_writes_the_standard_run_files(model, tmp_path):
         np.testing.assert_allclose(a.displacements, b.displacements, atol=1e-4)
     files = sorted(p.name for p in (tmp_path / "True" / "LiCl").iterdir())
     assert files == sorted(p.name for p in (tmp_path / "False" / "LiCl").iterdir())
-    assert files == ["600K.extxyz", "600K.npz", "600K_log.csv", "900K.extxyz", "900K.npz", "900K_log.csv"]
+    assert files == ["600K.extxyz", "600K.npz", "600K_log.csv", "600K_run.json",
+                     "900K.extxyz", "900K.npz", "900K_log.csv", "900K_run.json"]  # fmt: skip
     frames = read(tmp_path / "True" / "LiCl" / "600K.extxyz", index=":")
     assert len(frames) == 4 and frames[-1].info["step"] == 6
 
 
+def test_resume_reuses_matching_runs_only(model, tmp_path):
+    """md.mlip.resume: a finished run with the same record is reused, a changed one re-run, a stale one removed."""
+    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0, "batch": True,
+            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
+            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "materials": [], "temperatures": [],
+            "steps": 0, "runs_only": [], "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 6},
+                                                  {"material": "LiCl", "temperature": 900.0, "steps": 4}]}  # fmt: skip
+    first, _, _ = mlip.simulate_all({"LiCl": licl()}, OmegaConf.create(base), 0, tmp_path, resume=True)
+    stale = tmp_path / "LiCl" / "1200K.npz"
+    stale.write_bytes(b"from another configuration")
+    changed = dict(base, runs=[{"material": "LiCl", "temperature": 600.0, "steps": 6},
+                               {"material": "LiCl", "temperature": 900.0, "steps": 8}])  # fmt: skip
+    again, _, timings = mlip.simulate_all({"LiCl": licl()}, OmegaConf.create(changed), 0, tmp_path, resume=True,
+                                          previous_wall_s={"LiCl/600K": 12.5})  # fmt: skip
+    assert [t["reused"] for t in timings] == [True, False]
+    assert timings[0]["wall_s"] == 12.5 and [t["steps"] for t in timings] == [6, 8]
+    np.testing.assert_allclose(again[0].displacements, first[0].displacements, atol=1e-6)
+    assert again[1].n_frames == 5 and not stale.exists()
+    # a different seed is a different run
+    _, _, timings = mlip.simulate_all({"LiCl": licl()}, OmegaConf.create(changed), 1, tmp_path, resume=True)
+    assert [t["reused"] for t in timings] == [False, False]
+
+
 def test_runs_list_and_materials_are_exclusive():
     cfg = OmegaConf.create({"runs": [{"material": "a", "temperature": 800.0, "steps": 10}], "materials": ["a"],
-                            "temperatures": [], "steps": 0})  # fmt: skip
+                            "temperatures": [], "steps": 0, "runs_only": []})  # fmt: skip
     with pytest.raises(ValueError, match="md.mlip.runs"):
         mlip.run_list(cfg)
-    product = OmegaConf.create({"runs": [], "materials": [], "temperatures": [1400.0, 800.0], "steps": 7})
+    product = OmegaConf.create({"runs": [], "materials": [], "temperatures": [1400.0, 800.0], "steps": 7,
+                                "runs_only": []})  # fmt: skip
     assert mlip.run_list(product) == [(None, 800.0, 7), (None, 1400.0, 7)]
+    with pytest.raises(ValueError, match="runs_only selects among md.mlip.runs"):
+        mlip.run_list(OmegaConf.merge(product, {"runs_only": ["a"]}))
+    runs = [{"material": m, "temperature": t, "steps": 10} for m in ("a", "b") for t in (800.0, 1100.0)]
+    part = OmegaConf.create({"runs": runs, "materials": [], "temperatures": [], "steps": 0, "runs_only": ["b"]})
+    assert mlip.run_list(part) == [("b", 800.0, 10), ("b", 1100.0, 10)]
+    with pytest.raises(ValueError, match=r"\['c'\] not among"):
+        mlip.run_list(OmegaConf.merge(part, {"runs_only": ["c"]}))

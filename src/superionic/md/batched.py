@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -301,6 +301,15 @@ def _after_step(s: _System) -> None:
         s.next_report = (produced // s.progress_interval + 1) * s.progress_interval
 
 
+def _share(s: _System, elapsed_s: float, atom_steps: int) -> float:
+    """A run's production wall time: its atom-steps at the batch's mean cost per atom-step so far.
+
+    The loop also ran equilibration steps; a run's timing, like run_nvt's,
+    covers its production steps only.
+    """
+    return elapsed_s / max(atom_steps, 1) * s.n_samples * s.sample_interval * s.n_atoms
+
+
 def _result(s: _System, wall_s: float):
     from superionic.md.mlip import MDTiming
 
@@ -324,14 +333,16 @@ def _result(s: _System, wall_s: float):
     return traj, thermo, MDTiming(steps=s.n_samples * s.sample_interval, n_atoms=s.n_atoms, wall_s=wall_s)
 
 
-def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equilibration_tau_fs: float):
+def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equilibration_tau_fs: float,
+                    on_done: Callable[[int, tuple], None] | None = None):  # fmt: skip
     """Run every job (the keyword arguments of :func:`~superionic.md.mlip.run_nvt`, plus
     ``structure``) together; returns ``(trajectory, thermo, timing)`` per job, in order.
+    ``on_done(index, result)`` is called as each run finishes (to save it at once).
 
     Runs may differ in size, temperature, thermostat, time step and length:
     each leaves the batch when it is done. A run's ``timing.wall_s`` is its
-    share (by atom-steps) of the batch's production wall time, so the shares
-    add up to the wall clock.
+    production atom-steps at the batch's mean cost per atom-step up to the
+    moment it finished.
     """
     systems = [_start(job, equilibration_tau_fs) for job in jobs]
     _evaluate(potential, systems)
@@ -341,6 +352,12 @@ def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equ
         else:
             _begin_production(s)
     start = time.perf_counter()
+    results: dict[int, tuple] = {}
+
+    def done_atom_steps(finished: _System) -> int:
+        # atom-steps the batch has run by the time `finished` leaves it
+        return sum(min(s.step, finished.step) * s.n_atoms for s in systems)
+
     active = [s for s in systems if s.step < s.total_steps]
     while active:
         for s in active:
@@ -350,8 +367,10 @@ def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equ
             s.dynamics.after_forces(s)
             s.step += 1
             _after_step(s)
+        done = [s for s in active if s.step >= s.total_steps]
         active = [s for s in active if s.step < s.total_steps]
-    # the loop also ran the equilibration steps; a run's timing, like run_nvt's,
-    # covers its production steps only, at the batch's mean cost per atom-step
-    per_atom_step = (time.perf_counter() - start) / max(sum(s.total_steps * s.n_atoms for s in systems), 1)
-    return [_result(s, per_atom_step * s.n_samples * s.sample_interval * s.n_atoms) for s in systems]
+        for s in done:
+            results[id(s)] = _result(s, _share(s, time.perf_counter() - start, done_atom_steps(s)))
+            if on_done is not None:
+                on_done(next(i for i, x in enumerate(systems) if x is s), results[id(s)])
+    return [results[id(s)] for s in systems]

@@ -129,6 +129,9 @@ class MLIPConfig:
     # (superionic.md.batched, superionic.md.chgnet_fast), in n_jobs batches of
     # one process each; false: CHGNet's own ASE loop, one per run
     batch: bool = MISSING
+    # keep finished runs in md.out_dir whose saved record matches their run,
+    # instead of starting the folder afresh: a long protocol runs in pieces
+    resume: bool = MISSING
     # torch CPU threads per process, and independent runs at once (processes)
     threads: int = MISSING
     n_jobs: int = MISSING

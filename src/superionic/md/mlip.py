@@ -19,12 +19,14 @@ the elapsed time and the ETA of that run.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import shutil
 import time
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -377,14 +379,31 @@ def _init_worker(model_name: str, device: str, threads: int) -> None:
     _WORKER["potential"] = BatchedPotential(model, device)
 
 
+def _save_run(target: tuple[str, dict], result: tuple) -> None:
+    """A finished run's files and its identity record, written by the process that ran it.
+
+    Written as each run ends, so a stopped stage keeps what it finished
+    (``md.mlip.resume`` reuses it).
+    """
+    path, identity = Path(target[0]), target[1]
+    traj, thermo, _ = result
+    save_run_files(path, traj, thermo)
+    write_json(identity, run_record_path(path))
+
+
 def _simulate_one(job: dict) -> tuple[Trajectory, dict[str, np.ndarray], MDTiming]:
-    return run_nvt(job.pop("structure"), _WORKER["calc"], **job)
+    target = (job.pop("save_to"), job.pop("identity"))
+    result = run_nvt(job.pop("structure"), _WORKER["calc"], **job)
+    _save_run(target, result)
+    return result
 
 
 def _simulate_batch(jobs: list[dict]) -> list[tuple[Trajectory, dict[str, np.ndarray], MDTiming]]:
     from superionic.md.batched import run_nvt_batched
 
-    return run_nvt_batched(jobs, _WORKER["potential"], equilibration_tau_fs=EQUILIBRATION_TAU_FS)
+    targets = [(job.pop("save_to"), job.pop("identity")) for job in jobs]
+    return run_nvt_batched(jobs, _WORKER["potential"], equilibration_tau_fs=EQUILIBRATION_TAU_FS,
+                           on_done=lambda i, result: _save_run(targets[i], result))  # fmt: skip
 
 
 def _ensure_worker(init_args: tuple) -> None:
@@ -418,7 +437,7 @@ def batch_groups(n_jobs_total: int, n_groups: int) -> list[list[int]]:
 
 def simulate_all(
     structures: dict[str, Structure], mlip: DictConfig, seed: int, traj_dir: Path,
-    cluster: DictConfig | None = None,
+    cluster: DictConfig | None = None, *, resume: bool = False, previous_wall_s: Mapping[str, float] | None = None,
 ) -> tuple[list[Trajectory], list[str], list[dict]]:
     """Run every (structure, temperature); returns trajectories, unstable runs, timings.
 
@@ -434,6 +453,11 @@ def simulate_all(
     same; forces differ from the unbatched ones at float32 rounding level, and
     with the batching (``n_jobs``), which chaotic MD amplifies over long runs
     into statistically equivalent but different trajectories.
+
+    Each run's files are saved as it finishes, with a record of what defines
+    it (:func:`run_identity`). ``resume`` reuses a saved run whose record
+    matches its job instead of running it again; its timing is taken from
+    ``previous_wall_s`` (run source -> seconds, the earlier timing file).
     """
     device = resolve_device(mlip.device)
     if mlip.threads < 1 or mlip.n_jobs < 1:
@@ -454,10 +478,26 @@ def simulate_all(
                 rng=run_seed(seed, material, temperature),
                 progress_interval=int(mlip.progress_interval),
             ))  # fmt: skip
+    for job in jobs:
+        job["save_to"] = str(trajectory_path(traj_dir, job["material"], job["temperature"]))
+        job["identity"] = run_identity(job, mlip, seed)
+    reused = {}
+    if resume:
+        prune_stale_runs(traj_dir, jobs)
+        reused = {i: load_saved_run(Path(job["save_to"]), job["identity"], previous_wall_s)
+                  for i, job in enumerate(jobs)}  # fmt: skip
+        reused = {i: r for i, r in reused.items() if r is not None}
+    for i in reused:
+        log.info("%s %g K: reusing the finished run in %s", jobs[i]["material"], jobs[i]["temperature"],
+                 jobs[i]["save_to"])  # fmt: skip
+    todo = [i for i in range(len(jobs)) if i not in reused]
     init_args = (str(mlip.model), device, int(mlip.threads))
     # batched: n_jobs batches (one per process) instead of n_jobs single runs
-    tasks = batch_groups(len(jobs), int(mlip.n_jobs)) if mlip.batch else [[i] for i in range(len(jobs))]
-    if len(tasks) == 1 or mlip.n_jobs == 1:
+    tasks = ([[todo[k] for k in group] for group in batch_groups(len(todo), int(mlip.n_jobs))] if mlip.batch
+             else [[i] for i in todo]) if todo else []  # fmt: skip
+    if not tasks:
+        results = []
+    elif len(tasks) == 1 or mlip.n_jobs == 1:
         _init_worker(*init_args)
         _WORKER["init"] = init_args
         if mlip.batch:
@@ -476,14 +516,14 @@ def simulate_all(
                 results = map_in_order(client, _simulate_batch_on_worker, [[dict(jobs[i]) for i in task]
                                        for task in tasks], init_args=init_args)  # fmt: skip
             else:
-                results = [[r] for r in map_in_order(client, _simulate_on_worker, [dict(job) for job in jobs],
+                results = [[r] for r in map_in_order(client, _simulate_on_worker, [dict(jobs[i]) for (i,) in tasks],
                                                      init_args=init_args)]  # fmt: skip
     by_index = {i: out for task, outs in zip(tasks, results, strict=True) for i, out in zip(task, outs, strict=True)}
+    by_index.update(reused)
     outputs = [by_index[i] for i in range(len(jobs))]
     trajectories, unstable, timings = [], [], []
-    for job, (traj, thermo, timing) in zip(jobs, outputs, strict=True):
+    for i, (job, (traj, thermo, timing)) in enumerate(zip(jobs, outputs, strict=True)):
         material, temperature = job["material"], job["temperature"]
-        save_run_files(trajectory_path(traj_dir, material, temperature), traj, thermo)
         problem = stability_problem(thermo, temperature)
         if problem:
             log.warning("%s at %g K unstable: %s", material, temperature, problem)
@@ -491,7 +531,7 @@ def simulate_all(
         log.info("%s %g K: %d atoms, %d steps, %.1f ms/step, %.1f us/atom-step", material,
                  temperature, timing.n_atoms, timing.steps, timing.ms_per_step,
                  timing.us_per_atom_step)  # fmt: skip
-        timings.append({"run": traj.source, "n_atoms": timing.n_atoms, "steps": timing.steps,
+        timings.append({"run": traj.source, "n_atoms": timing.n_atoms, "steps": timing.steps, "reused": i in reused,
                         "wall_s": round(timing.wall_s, 3),
                         "ms_per_step": round(timing.ms_per_step, 3),
                         "us_per_atom_step": round(timing.us_per_atom_step, 3)})  # fmt: skip
@@ -503,20 +543,80 @@ def trajectory_path(traj_dir: Path, material: str, temperature: float) -> Path:
     return traj_dir / material.replace(":", "_") / f"{temperature:g}K.npz"
 
 
+def run_record_path(npz_path: Path) -> Path:
+    """The identity record saved beside a run's files (``<T>K.npz`` -> ``<T>K_run.json``)."""
+    return npz_path.with_name(f"{npz_path.stem}_run.json")
+
+
+def run_files(npz_path: Path) -> list[Path]:
+    """Every file a saved run consists of."""
+    return [npz_path, npz_path.with_suffix(".extxyz"), npz_path.with_name(f"{npz_path.stem}_log.csv"),
+            run_record_path(npz_path)]  # fmt: skip
+
+
+def run_identity(job: Mapping, mlip: DictConfig, seed: int) -> dict:
+    """Everything that determines a run's trajectory: a saved run is reused only when all of it matches."""
+    import hashlib
+
+    s: Structure = job["structure"]
+    cell = np.round(np.concatenate([s.lattice.matrix.ravel(), s.frac_coords.ravel()]), 8)
+    digest = hashlib.sha256(cell.tobytes() + " ".join(str(e) for e in s.species).encode()).hexdigest()
+    return {
+        "material": str(job["material"]), "temperature": float(job["temperature"]), "steps": int(job["steps"]),
+        "structure_sha256": digest, "n_atoms": len(s), "timestep_fs": float(job["timestep_fs"]),
+        "equilibration_steps": int(job["equilibration_steps"]), "sample_interval": int(job["sample_interval"]),
+        "thermostat": str(job["thermostat"]), "thermostat_time_fs": float(job["thermostat_time_fs"]),
+        "seed": int(seed), "model": str(mlip.model), "engine": "fast" if mlip.batch else "ase",
+    }  # fmt: skip
+
+
+def load_saved_run(npz_path: Path, identity: dict, previous_wall_s: Mapping[str, float] | None):
+    """``(trajectory, thermo, timing)`` of a saved run whose record equals ``identity``, else None.
+
+    Its wall time comes from ``previous_wall_s`` (0 when the earlier timing file is gone).
+    """
+    record = run_record_path(npz_path)
+    if not all(p.exists() for p in run_files(npz_path)):
+        return None
+    if json.loads(record.read_text(encoding="utf-8")) != identity:
+        return None
+    traj, thermo = load_trajectory(npz_path)
+    steps = (traj.n_frames - 1) * identity["sample_interval"]
+    wall = float((previous_wall_s or {}).get(traj.source, 0.0))
+    return traj, thermo, MDTiming(steps=steps, n_atoms=identity["n_atoms"], wall_s=wall)
+
+
+def prune_stale_runs(traj_dir: Path, jobs: Sequence[Mapping]) -> list[Path]:
+    """Delete files under ``traj_dir`` that belong to none of ``jobs`` (a resumed folder keeps only its runs)."""
+    keep = {p.resolve() for job in jobs for p in run_files(Path(job["save_to"]))}
+    stale = [p for p in traj_dir.rglob("*") if p.is_file() and p.resolve() not in keep] if traj_dir.exists() else []
+    for path in stale:
+        path.unlink()
+        log.info("removed %s: not a run of this configuration", path)
+    return stale
+
+
 @stage("mlip-md", sections=["md", "seed"])
 def run_stage(cfg: DictConfig) -> StageResult:
     md = cfg.md
     out = Path(md.report_dir)
     traj_dir = Path(md.out_dir) / TRAJ_DIR
-    if traj_dir.exists():
+    resume = bool(md.mlip.resume)
+    if traj_dir.exists() and not resume:
         # our own output folder: stale runs of another config must not linger
         shutil.rmtree(traj_dir)
+    previous = json.loads((out / TIMING_JSON).read_text(encoding="utf-8")) if resume and (out / TIMING_JSON).exists() else {}
+    previous_wall = {r["run"]: float(r["wall_s"]) for r in previous.get("runs", [])}
     structures, notes = gather_structures(md)
     if not structures:
         raise ValueError("no structures to simulate (md.mlip.materials / cif_dir / candidates_csv)")
     start = time.perf_counter()
-    trajectories, unstable, timings = simulate_all(structures, md.mlip, int(cfg.seed), traj_dir, cfg.cluster)
+    trajectories, unstable, timings = simulate_all(structures, md.mlip, int(cfg.seed), traj_dir, cfg.cluster,
+                                                   resume=resume, previous_wall_s=previous_wall)  # fmt: skip
     total_wall = time.perf_counter() - start
+    n_reused = sum(t["reused"] for t in timings)
+    # a resumed run's wall clock adds the earlier invocation's
+    earlier_wall = float(previous.get("cumulative_wall_s", previous.get("total_wall_s", 0.0))) if n_reused else 0.0
     # analyse exactly the stored (float32) data, as a later re-analysis would
     stored = [load_trajectory(trajectory_path(traj_dir, t.material, t.temperature))[0]
               for t in trajectories]  # fmt: skip
@@ -540,6 +640,8 @@ def run_stage(cfg: DictConfig) -> StageResult:
         "threads": int(md.mlip.threads),
         "n_jobs": int(md.mlip.n_jobs),
         "total_wall_s": round(total_wall, 1),
+        "cumulative_wall_s": round(total_wall + earlier_wall, 1),
+        "reused_runs": n_reused,
         "production_steps": n_steps,
         # all runs together, parallel jobs included
         "steps_per_s_overall": round(n_steps / max(total_wall, 1e-9), 3),

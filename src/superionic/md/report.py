@@ -233,7 +233,8 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
     mlip_runs = T.read_csv(vdir / mlip.RUNS_CSV)
     ran = set(mlip_runs[T.COL_MATERIAL])
     atom_steps = sum(r["steps"] * r["n_atoms"] for r in timing.get("runs", []))
-    rate = atom_steps / timing["total_wall_s"] if timing.get("total_wall_s") else math.nan
+    wall_s = timing.get("cumulative_wall_s", timing.get("total_wall_s"))
+    rate = atom_steps / wall_s if wall_s else math.nan
     left = plan[~plan[T.COL_MATERIAL].isin(ran)] if not plan.empty else plan
     left_atom_steps = float(left["atom_steps"].sum()) if not left.empty else 0.0
     rows = []
@@ -255,7 +256,7 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
         "n_pairs": metrics.get("n_same_T_pairs", 0),
         "pairs": [{"material": p[T.COL_MATERIAL], "temperature": p[T.COL_T], "dlog10_d": p["dlog10_D_mlip_minus_aimd"],
                    "err": math.hypot(p[C_LD_AIMD_ERR], p[C_LD_MLIP_ERR])} for p in _records(pairs)],  # fmt: skip
-        "wall_h": timing.get("total_wall_s", math.nan) / 3600, "atom_steps": atom_steps, "rate": rate,
+        "wall_h": (wall_s or math.nan) / 3600, "n_reused": timing.get("reused_runs", 0), "atom_steps": atom_steps, "rate": rate,
         "device": timing.get("device", "?"), "n_jobs": timing.get("n_jobs", "?"), "threads": timing.get("threads", "?"),
         "left": sorted(set(left[T.COL_MATERIAL])) if not left.empty else [],
         "left_formulas": sorted(set(left[T.COL_FORMULA])) if not left.empty else [],
