@@ -53,10 +53,10 @@ def _worker_run(jobs: list[dict]) -> list:
 
 
 def run_in_workers(pool, jobs: list[dict], n_workers: int) -> tuple[list, float]:
-    """The jobs split round-robin over the workers, as the stage splits them; results in job order."""
-    from superionic.md.mlip import batch_groups
+    """The jobs split over the workers by cost, as the stage splits them; results in job order."""
+    from superionic.md.mlip import batch_groups, job_cost
 
-    groups = batch_groups(len(jobs), n_workers)
+    groups = batch_groups([job_cost(job) for job in jobs], n_workers)
     start = time.perf_counter()
     futures = [pool.submit(_worker_run, [jobs[i] for i in group]) for group in groups]
     outputs = [f.result() for f in futures]

@@ -68,10 +68,12 @@ def test_batched_forces_match_chgnet_on_mixed_sizes(model):
         assert e == pytest.approx(float(ref["e"]) * len(s), abs=1e-3)
 
 
-def test_batch_groups_are_round_robin_and_cover_every_job():
-    assert mlip.batch_groups(5, 2) == [[0, 2, 4], [1, 3]]
-    assert mlip.batch_groups(2, 8) == [[0], [1]]
-    assert mlip.batch_groups(3, 1) == [[0, 1, 2]]
+def test_batch_groups_balance_cost_and_cover_every_job():
+    # the costliest job alone against the rest, as even as whole jobs allow
+    assert mlip.batch_groups([7.0, 2.5, 2.2, 2.0, 1.5, 1.5], 2) == [[0, 5], [1, 2, 3, 4]]
+    assert mlip.batch_groups([1.0, 1.0, 1.0, 1.0, 1.0], 2) == [[0, 2, 4], [1, 3]]
+    assert mlip.batch_groups([1.0, 2.0], 8) == [[0], [1]]
+    assert mlip.batch_groups([3.0, 1.0, 2.0], 1) == [[0, 1, 2]]
 
 
 def test_simulate_all_batched_writes_the_standard_run_files(model, tmp_path):

@@ -424,15 +424,27 @@ def _simulate_batch_on_worker(jobs: list[dict], init_args: tuple) -> list:
     return _simulate_batch([dict(job) for job in jobs])
 
 
-def batch_groups(n_jobs_total: int, n_groups: int) -> list[list[int]]:
-    """Job indices of each batch: round-robin, so every batch mixes sizes and temperatures alike.
+def batch_groups(costs: Sequence[float], n_groups: int) -> list[list[int]]:
+    """Job indices of each batch, balanced by cost: the costliest job goes to the lightest batch first.
 
-    Deterministic in the job list and ``n_groups``: a batch's composition can
-    change a run's forces at float32 rounding level, so it must not depend on
-    anything else.
+    A batch takes as long as its jobs' atom-steps, so balancing them keeps
+    every process busy to the end (round-robin left one core idle for half
+    of a validation run). Deterministic in the costs and ``n_groups`` (ties to
+    the lower index): on a GPU a batch's composition changes a run's forces at
+    float32 rounding level, so it must not depend on anything else.
     """
-    n_groups = max(1, min(n_groups, n_jobs_total))
-    return [list(range(g, n_jobs_total, n_groups)) for g in range(n_groups)]
+    n_groups = max(1, min(n_groups, len(costs)))
+    loads, groups = [0.0] * n_groups, [[] for _ in range(n_groups)]
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        lightest = min(range(n_groups), key=lambda g: (loads[g], g))
+        groups[lightest].append(i)
+        loads[lightest] += costs[i]
+    return [sorted(g) for g in groups if g]
+
+
+def job_cost(job: Mapping) -> float:
+    """Atom-steps of a job, equilibration included: what a batch spends on it."""
+    return float((int(job["equilibration_steps"]) + int(job["steps"])) * len(job["structure"]))
 
 
 def simulate_all(
@@ -493,7 +505,8 @@ def simulate_all(
     todo = [i for i in range(len(jobs)) if i not in reused]
     init_args = (str(mlip.model), device, int(mlip.threads))
     # batched: n_jobs batches (one per process) instead of n_jobs single runs
-    tasks = ([[todo[k] for k in group] for group in batch_groups(len(todo), int(mlip.n_jobs))] if mlip.batch
+    tasks = ([[todo[k] for k in group] for group in batch_groups([job_cost(jobs[i]) for i in todo], int(mlip.n_jobs))]
+             if mlip.batch
              else [[i] for i in todo]) if todo else []  # fmt: skip
     if not tasks:
         results = []
