@@ -72,7 +72,7 @@ def test_batch_groups_balance_cost_and_cover_every_job():
     # the costliest job alone against the rest, as even as whole jobs allow
     assert mlip.batch_groups([7.0, 2.5, 2.2, 2.0, 1.5, 1.5], 2) == [[0, 5], [1, 2, 3, 4]]
     assert mlip.batch_groups([1.0, 1.0, 1.0, 1.0, 1.0], 2) == [[0, 2, 4], [1, 3]]
-    assert mlip.batch_groups([1.0, 2.0], 8) == [[0], [1]]
+    assert mlip.batch_groups([1.0, 2.0], 8) == [[1], [0]]
     assert mlip.batch_groups([3.0, 1.0, 2.0], 1) == [[0, 1, 2]]
 
 
