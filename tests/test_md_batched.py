@@ -119,6 +119,13 @@ def test_resume_reuses_matching_runs_only(model, tmp_path):
     assert timings[0]["wall_s"] == 12.5 and [t["steps"] for t in timings] == [6, 8]
     np.testing.assert_allclose(again[0].displacements, first[0].displacements, atol=1e-6)
     assert again[1].n_frames == 5 and not stale.exists()
+    # runs_only leaves a protocol run out: its files stay for a later piece
+    two = dict(changed, runs=[*changed["runs"], {"material": "LiBr", "temperature": 600.0, "steps": 2}])
+    both = {"LiCl": licl(), "LiBr": licl()}
+    mlip.simulate_all(both, OmegaConf.create(two), 0, tmp_path, resume=True)
+    _, _, timings = mlip.simulate_all(both, OmegaConf.create(dict(two, runs_only=["LiCl"])), 0, tmp_path,
+                                      resume=True)  # fmt: skip
+    assert [t["reused"] for t in timings] == [True, True] and (tmp_path / "LiBr" / "600K_run.json").exists()
     # a different seed is a different run
     _, _, timings = mlip.simulate_all({"LiCl": licl()}, OmegaConf.create(changed), 1, tmp_path, resume=True)
     assert [t["reused"] for t in timings] == [False, False]

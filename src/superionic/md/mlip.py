@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pymatgen.core import Lattice, Structure
 
 from superionic.io import write_csv, write_json
@@ -495,7 +495,10 @@ def simulate_all(
         job["identity"] = run_identity(job, mlip, seed)
     reused = {}
     if resume:
-        prune_stale_runs(traj_dir, jobs)
+        # runs of the protocol that md.mlip.runs_only leaves out are kept for a later piece
+        protocol = run_list(OmegaConf.merge(mlip, {"runs_only": []}))
+        prune_stale_runs(traj_dir, [Path(job["save_to"]) for job in jobs]
+                         + [trajectory_path(traj_dir, m, t) for m, t, _ in protocol if m is not None])  # fmt: skip
         reused = {i: load_saved_run(Path(job["save_to"]), job["identity"], previous_wall_s)
                   for i, job in enumerate(jobs)}  # fmt: skip
         reused = {i: r for i, r in reused.items() if r is not None}
@@ -518,8 +521,6 @@ def simulate_all(
         else:
             results = [[_simulate_one(dict(jobs[i]))] for (i,) in tasks]
     else:
-        from omegaconf import OmegaConf
-
         from superionic.cluster import map_in_order, open_client
 
         # without a cluster config (a direct call), local worker processes
@@ -599,9 +600,9 @@ def load_saved_run(npz_path: Path, identity: dict, previous_wall_s: Mapping[str,
     return traj, thermo, MDTiming(steps=steps, n_atoms=identity["n_atoms"], wall_s=wall)
 
 
-def prune_stale_runs(traj_dir: Path, jobs: Sequence[Mapping]) -> list[Path]:
-    """Delete files under ``traj_dir`` that belong to none of ``jobs`` (a resumed folder keeps only its runs)."""
-    keep = {p.resolve() for job in jobs for p in run_files(Path(job["save_to"]))}
+def prune_stale_runs(traj_dir: Path, keep_runs: Sequence[Path]) -> list[Path]:
+    """Delete files under ``traj_dir`` that belong to none of ``keep_runs`` (their npz paths)."""
+    keep = {p.resolve() for run in keep_runs for p in run_files(run)}
     stale = [p for p in traj_dir.rglob("*") if p.is_file() and p.resolve() not in keep] if traj_dir.exists() else []
     for path in stale:
         path.unlink()
