@@ -36,9 +36,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# image components are bounded by the cutoff over the shortest cell height;
-# this offset keeps them non-negative in the integer edge keys
-_IMAGE_OFFSET = 1 << 10
+# image components are bounded by the cutoff over the shortest cell height
+# (|image| > 31 would need a cell thinner than 0.2 A at CHGNet's 6 A cutoff);
+# the offset keeps them non-negative in the integer edge keys, and the small
+# span keeps a key of n atoms below 2**63 up to millions of atoms
+_IMAGE_OFFSET = 32
 
 
 def _edge_keys(first: np.ndarray, second: np.ndarray, image: np.ndarray, n_atoms: int) -> np.ndarray:
