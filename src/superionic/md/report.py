@@ -242,7 +242,7 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
         both = math.isfinite(r[C_DEA]) and math.isfinite(r[C_DEA_ERR])
         rows.append({"material": r[T.COL_MATERIAL], "formula": r[T.COL_FORMULA],
                      "ea_aimd": interval95(r[C_EA_AIMD], r[C_EA_AIMD_ERR]),
-                     "ea_mlip": interval95(r[C_EA_MLIP], r[C_EA_MLIP_ERR]),
+                     "ea_mlip": interval95(r[C_EA_MLIP], r[C_EA_MLIP_ERR]) if math.isfinite(r[C_EA_MLIP]) else None,
                      "dea": interval95(r[C_DEA], r[C_DEA_ERR]) if both else None,
                      "mlip_status": r["mlip_status"]})  # fmt: skip
     pooled = (interval95(metrics["dEa_weighted_mean_eV"], metrics["dEa_weighted_mean_err_eV"])
@@ -252,6 +252,9 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
     return {
         "dir": str(vdir), "link": link(str(vdir), md.report), "runs_only": list(params.md.mlip.runs_only), "n_runs": len(mlip_runs),
         "n_used": int(mlip_runs[T.COL_USED].sum()), "rows": rows, "pooled": pooled,
+        "excluded": {reason: [f"{x['material']} {x['temperature']:g} K" for x in run_rows(mlip_runs)
+                              if reason in x["excluded_because"]]
+                     for reason in sorted({r for x in run_rows(mlip_runs) for r in x["excluded_because"]})},
         "n_pooled": metrics.get("n_materials_both_fits", 0), "same_t": same_t,
         "n_pairs": metrics.get("n_same_T_pairs", 0),
         "pairs": [{"material": p[T.COL_MATERIAL], "temperature": p[T.COL_T], "dlog10_d": p["dlog10_D_mlip_minus_aimd"],
