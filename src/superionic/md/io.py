@@ -219,9 +219,15 @@ def md_log_frame(thermo: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame({col: np.asarray(thermo[k]) for k, col in MD_LOG_COLUMNS.items() if k in thermo})
 
 
-def save_run_files(npz_path: Path, traj: Trajectory, thermo: dict[str, np.ndarray]) -> list[Path]:
+def run_file_paths(npz_path: Path) -> list[Path]:
     """npz, extxyz and MD log CSV of one MLIP run, side by side (``<T>K.npz`` -> ``<T>K.extxyz``, ``<T>K_log.csv``)."""
-    save_trajectory(npz_path, traj, thermo)
-    xyz = write_extxyz(npz_path.with_suffix(".extxyz"), traj, thermo)
-    csv = write_csv(md_log_frame(thermo), npz_path.with_name(f"{npz_path.stem}_log.csv"), float_format="%.8g")
-    return [npz_path, xyz, csv]
+    return [npz_path, npz_path.with_suffix(".extxyz"), npz_path.with_name(f"{npz_path.stem}_log.csv")]
+
+
+def save_run_files(npz_path: Path, traj: Trajectory, thermo: dict[str, np.ndarray]) -> list[Path]:
+    """The files of :func:`run_file_paths` for one MLIP run."""
+    npz, xyz, log_csv = run_file_paths(npz_path)
+    save_trajectory(npz, traj, thermo)
+    write_extxyz(xyz, traj, thermo)
+    write_csv(md_log_frame(thermo), log_csv, float_format="%.8g")
+    return [npz, xyz, log_csv]

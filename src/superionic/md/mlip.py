@@ -40,7 +40,7 @@ from superionic.md import plots
 from superionic.md import tables as T
 from superionic.md.analysis import REASON_UNSTABLE, Trajectory
 from superionic.config import Device, Thermostat
-from superionic.md.io import load_trajectory, save_run_files, starting_structures
+from superionic.md.io import load_trajectory, run_file_paths, save_run_files, starting_structures
 from superionic.stage import StageResult, format_duration, progress_line, stage  # noqa: F401 (md API)
 
 log = logging.getLogger(__name__)
@@ -563,9 +563,8 @@ def run_record_path(npz_path: Path) -> Path:
 
 
 def run_files(npz_path: Path) -> list[Path]:
-    """Every file a saved run consists of."""
-    return [npz_path, npz_path.with_suffix(".extxyz"), npz_path.with_name(f"{npz_path.stem}_log.csv"),
-            run_record_path(npz_path)]  # fmt: skip
+    """Every file a saved run consists of: its run files and its identity record."""
+    return [*run_file_paths(npz_path), run_record_path(npz_path)]
 
 
 def run_identity(job: Mapping, mlip: DictConfig, seed: int) -> dict:
