@@ -26,7 +26,7 @@ test: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
 
 # The barrier-resolving MLIP protocol (conf/md/validation.yaml), outside
-# `dvc repro`: ~9 h on 2 CPU cores, so the default pipeline stays short. Its
+# `dvc repro`: hours on 2 CPU cores, so the default pipeline stays short. Its
 # AIMD analysis, MLIP runs and comparison go to reports/md-validation/ with
 # the params.yaml they ran from (trajectories to data/md-validation/).
 # Part of it: make md-validation MD_VALIDATION='md.mlip.runs_only=[mp-532413]'

@@ -167,7 +167,7 @@ def main() -> None:
         plan = validation_plan(cfg, pd.read_csv(runs_csv), pd.read_csv(fits_csv), with_run_settings=True,
                                atom_steps_per_s=rate_best, n_cores=args.threads)  # fmt: skip
         rsd = float(cfg.md.validation_rsd)
-        print(f"\nvalidation run lengths (AIMD D, He et al. RSD <= {rsd:g}, at the best throughput above):")
+        print(f"\nvalidation run lengths (AIMD fit D at md.validation_temperatures, He et al. RSD <= {rsd:g}, at the best throughput above):")
         print(plan[["material", "formula", "temperature_K", "n_atoms", "n_mobile", "D_cm2_s", "ps_per_replica",
                     "steps_per_replica", "wall_h", "core_h"]].to_string(index=False, float_format="%.3g"))  # fmt: skip
         print(runlength.summary_line(plan, rsd, rate_best, args.threads))

@@ -146,3 +146,8 @@ def test_runs_list_and_materials_are_exclusive():
     assert mlip.run_list(part) == [("b", 800.0, 10), ("b", 1100.0, 10)]
     with pytest.raises(ValueError, match=r"\['c'\] not among"):
         mlip.run_list(OmegaConf.merge(part, {"runs_only": ["c"]}))
+    # one run by its name, beside a whole material
+    assert mlip.run_list(OmegaConf.merge(part, {"runs_only": ["a/1100K", "b"]})) == [
+        ("a", 1100.0, 10), ("b", 800.0, 10), ("b", 1100.0, 10)]
+    with pytest.raises(ValueError, match=r"\['a/900K'\] not among"):
+        mlip.run_list(OmegaConf.merge(part, {"runs_only": ["a/900K"]}))

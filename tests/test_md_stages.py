@@ -14,7 +14,7 @@ from pymatgen.core import Lattice, Structure
 
 from superionic.config import compose
 from superionic.io import write_csv, write_json
-from superionic.md import aimd, mlip, report
+from superionic.md import aimd, mlip, report, runlength
 from superionic.md import tables as T
 from superionic.md.analysis import K_B_EV, REASON_CELL_MISMATCH
 from superionic.md.io import load_aimd, starting_structures
@@ -120,7 +120,7 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     assert cmp["dEa_weighted_mean_eV"] == pytest.approx(-0.1, abs=1e-6)
     assert cmp["dlog10_D_same_T_weighted_mean"] == pytest.approx(0.3, abs=1e-6)
     assert "underestimate is resolved" in text or "not resolved" in text
-    assert "The validation protocol" not in text  # no validation outputs yet
+    assert "### The validation protocol" not in text  # no validation outputs yet
 
     # the same outputs standing in for a `make md-validation` run of one material
     import shutil
@@ -131,6 +131,8 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     OmegaConf.save(vcfg, vdir / report.VALIDATION_PARAMS)
     write_json({"device": "cpu", "threads": 1, "n_jobs": 2, "total_wall_s": 7200.0,
                 "runs": [{"steps": 1000, "n_atoms": 100}]}, vdir / mlip.TIMING_JSON)  # fmt: skip
+    # the protocol's temperatures are those the stand-in MLIP runs used: mp-1 is complete
+    OmegaConf.update(cfg, "md.validation_temperatures", sorted(mruns[T.COL_T].astype(float).tolist()))
     plan = report.validation_plan(cfg, runs, fits, with_run_settings=True)
     extra = plan.iloc[[0]].assign(**{T.COL_MATERIAL: "mp-2", T.COL_FORMULA: "Li2S", "atom_steps": 3.6e5})
     import pandas as pd
@@ -140,15 +142,26 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     assert v["pooled"]["value"] == pytest.approx(-0.1, abs=1e-6)
     err = cmp["dEa_weighted_mean_err_eV"]
     assert v["pooled"]["low"] == pytest.approx(-0.1 - 1.959964 * err, abs=1e-6)
-    assert v["rate"] == pytest.approx(1e5 / 7200) and v["left"] == ["mp-2"]
+    assert v["rate"] == pytest.approx(1e5 / 7200) and [x["material"] for x in v["left"]] == ["mp-2"]
     assert v["left_hours"] == pytest.approx(3.6e5 / (1e5 / 7200) / 3600)
+    # what run length would resolve ±0.1 eV: from the MLIP fit's own points and the AIMD fit's error
+    row = v["rows"][0]
+    assert row["t_aimd"] == row["t_mlip"] != ""
+    points = report.fit_points(T.read_csv(vdir / mlip.RUNS_CSV), T.read_csv(vdir / mlip.FITS_CSV),
+                               T.read_csv(vdir / report.COMPARISON_CSV))  # fmt: skip
+    assert points["mp-1"].temperatures == tuple(mruns[T.COL_T].astype(float))
+    assert row["length_factor"] == runlength.length_factor_for_ea([points["mp-1"]], target_half_width=0.1,
+                                                                  z=report.Z95)  # fmt: skip
+    assert (v["pooled_factor"] > 1) == (v["pooled"]["half_width"] > 0.1)
+    assert (v["more_atom_steps"] > 0) == (v["pooled_factor"] > 1)
     # the plan with a material the validation run left out
     real_plan = report.validation_plan
     monkeypatch.setattr(report, "validation_plan", lambda *a, **k: pd.concat([real_plan(*a, **k), extra], ignore_index=True))
     report.run_stage(cfg)
     text = (tmp_path / "reports" / "md.md").read_text()
     assert "### The validation protocol, run in part" in text and "md.mlip.runs_only=mp-1" in text
-    assert "(md-validation)" in text and "Not yet run: mp-2 (Li2S)" in text
+    assert "(md-validation)" in text and "Not yet run: mp-2 (Li2S) at " in text
+    assert "| MLIP runs × longer to resolve it |" in text
     # a validation run's own report does not summarise itself
     assert report.validation_context(OmegaConf.merge(cfg.md, {"report_dir": str(vdir)}), plan) is None
 

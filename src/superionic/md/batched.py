@@ -311,7 +311,7 @@ def _share(s: _System, elapsed_s: float, atom_steps: int) -> float:
 
 
 def _result(s: _System, wall_s: float):
-    from superionic.md.mlip import MDTiming
+    from superionic.md.mlip import MDTiming, run_name
 
     traj = Trajectory(
         material=s.material,
@@ -321,7 +321,7 @@ def _result(s: _System, wall_s: float):
         frame_interval_fs=s.timestep_fs * s.sample_interval,
         volume=float(abs(np.linalg.det(s.cell))),
         formula=s.structure.composition.reduced_formula,
-        source=f"{s.material}/{s.temperature:g}K",
+        source=run_name(s.material, s.temperature),
         origin=s.origin,
         cell=s.cell.copy(),
     )

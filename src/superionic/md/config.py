@@ -109,8 +109,9 @@ class MLIPConfig:
     # explicit (material, temperature, steps) runs in place of materials x
     # temperatures at ``steps`` (then materials must be empty); [] = the product
     runs: list[MLIPRun] = MISSING
-    # run only md.mlip.runs of these materials ([] = all): part of a protocol,
-    # e.g. the cheap materials of md=validation on a CPU
+    # run only these of md.mlip.runs ([] = all): a material (all its runs) or
+    # one run as material/<T>K; part of a protocol, e.g. the cheap runs of
+    # md=validation on a CPU
     runs_only: list[str] = MISSING
     timestep_fs: float = MISSING
     equilibration_steps: int = MISSING
@@ -153,5 +154,9 @@ class MDConfig:
     report_dir: str = MISSING
     # target He et al. RSD(D) of the validation protocol's run lengths (md-report's plan)
     validation_rsd: float = MISSING
+    # temperatures (K) of the validation protocol, where the MLIP framework stays solid
+    validation_temperatures: list[float] = MISSING
+    # 95 % half width (eV) the validation's ΔEa must reach
+    validation_resolution_ev: float = MISSING
     # where `make md-validation` writes, and md-report reads, the validation run's outputs
     validation_dir: str = MISSING

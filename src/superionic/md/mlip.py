@@ -248,7 +248,7 @@ def run_nvt(
         frame_interval_fs=timestep_fs * sample_interval,
         volume=float(atoms.get_volume()),
         formula=structure.composition.reduced_formula,
-        source=f"{material}/{temperature:g}K",
+        source=run_name(material, temperature),
         origin=origin,
         cell=np.asarray(atoms.cell.array, dtype=np.float64).copy(),
     )
@@ -325,6 +325,11 @@ def candidate_structures(csv_path: str | None, id_column: str) -> tuple[dict[str
     return out, notes
 
 
+def run_name(material: str, temperature: float) -> str:
+    """A run's name in logs, timing records and ``md.mlip.runs_only``: ``mp-1234/800K``."""
+    return f"{material}/{temperature:g}K"
+
+
 def run_list(mlip: DictConfig) -> list[tuple[str | None, float, int]]:
     """(material, temperature, steps) of every run; material None = every gathered structure.
 
@@ -336,10 +341,12 @@ def run_list(mlip: DictConfig) -> list[tuple[str | None, float, int]]:
             raise ValueError("md.mlip.runs names its materials: leave md.mlip.materials empty")
         runs = sorted((str(r.material), float(r.temperature), int(r.steps)) for r in mlip.runs)
         if mlip.runs_only:
-            unknown = sorted(set(mlip.runs_only) - {m for m, _, _ in runs})
+            wanted = {str(x) for x in mlip.runs_only}
+            names = {r: {r[0], run_name(r[0], r[1])} for r in runs}
+            unknown = sorted(wanted - set().union(*names.values()))
             if unknown:
-                raise ValueError(f"md.mlip.runs_only: {unknown} not among md.mlip.runs' materials")
-            runs = [r for r in runs if r[0] in set(mlip.runs_only)]
+                raise ValueError(f"md.mlip.runs_only: {unknown} not among md.mlip.runs (a material, or material/<T>K)")
+            runs = [r for r in runs if names[r] & wanted]
         return runs
     if mlip.runs_only:
         raise ValueError("md.mlip.runs_only selects among md.mlip.runs, which is empty")

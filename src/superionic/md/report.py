@@ -18,6 +18,7 @@ from superionic import files
 from superionic.io import write_csv, write_json, write_text
 from superionic.md import aimd, mlip, plots
 from superionic.md import tables as T
+from superionic.md.runlength import FitPoints, length_factor_for_ea
 from superionic.reports.render import link
 from superionic.reports.render import render as render_template
 from superionic.stage import StageResult, stage
@@ -40,6 +41,8 @@ Z95 = 1.959964
 C_EA_AIMD, C_EA_AIMD_ERR = "Ea_aimd_eV", "Ea_aimd_err_eV"
 C_EA_MLIP, C_EA_MLIP_ERR = "Ea_mlip_eV", "Ea_mlip_err_eV"
 C_DEA, C_DEA_ERR = "dEa_mlip_minus_aimd_eV", "dEa_err_eV"
+# the temperatures each fit used: the MLIP's may lie below the AIMD's (its framework melts sooner)
+C_T_AIMD, C_T_MLIP = "aimd_temperatures_K", "mlip_temperatures_K"
 C_S_AIMD, C_S_AIMD_ERR = "log10_sigma_aimd", "log10_sigma_aimd_err"
 C_S_MLIP, C_S_MLIP_ERR = "log10_sigma_mlip", "log10_sigma_mlip_err"
 C_LD_AIMD, C_LD_AIMD_ERR = "log10_D_aimd", "log10_D_aimd_err"
@@ -57,6 +60,8 @@ def compare_fits(aimd_fits: pd.DataFrame, mlip_fits: pd.DataFrame) -> pd.DataFra
             T.COL_FORMULA: getattr(m, T.COL_FORMULA),
             "aimd_status": a.loc[material, T.COL_STATUS] if material in a.index else "no_aimd",
             "mlip_status": getattr(m, T.COL_STATUS),
+            C_T_AIMD: a.loc[material, T.COL_T_USED] if material in a.index else "",
+            C_T_MLIP: getattr(m, T.COL_T_USED),
             C_EA_AIMD: a.loc[material, T.COL_EA] if material in a.index else math.nan,
             C_EA_AIMD_ERR: a.loc[material, T.COL_EA_ERR] if material in a.index else math.nan,
             C_EA_MLIP: getattr(m, T.COL_EA),
@@ -199,9 +204,12 @@ def plan_context(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFra
            "mlip_ps": float(cfg.md.mlip.steps) * float(cfg.md.mlip.timestep_fs) / 1000}
     if not plan.empty:
         longest = plan.loc[plan["ps_per_replica"].idxmax()]
+        per_material = plan.groupby([T.COL_MATERIAL, T.COL_FORMULA], sort=False)[["ps_per_replica", "atom_steps"]].sum()
         out |= {"total_ps": plan["ps_per_replica"].sum(), "total_atom_steps": plan["atom_steps"].sum(),
                 "longest": {"formula": longest["formula"], "temperature_K": longest["temperature_K"],
-                            "ps_per_replica": longest["ps_per_replica"]}}  # fmt: skip
+                            "ps_per_replica": longest["ps_per_replica"]},
+                "by_material": [{"formula": formula, "ps": row["ps_per_replica"], "atom_steps": row["atom_steps"]}
+                                for (_, formula), row in per_material.sort_values("ps_per_replica").iterrows()]}  # fmt: skip
     return out
 
 
@@ -231,22 +239,36 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
     timing_path = vdir / mlip.TIMING_JSON
     timing = json.loads(timing_path.read_text(encoding="utf-8")) if timing_path.exists() else {}
     mlip_runs = T.read_csv(vdir / mlip.RUNS_CSV)
-    ran = set(mlip_runs[T.COL_MATERIAL])
+    ran = set(zip(mlip_runs[T.COL_MATERIAL], mlip_runs[T.COL_T].astype(float), strict=True))
     atom_steps = sum(r["steps"] * r["n_atoms"] for r in timing.get("runs", []))
     wall_s = timing.get("cumulative_wall_s", timing.get("total_wall_s"))
     rate = atom_steps / wall_s if wall_s else math.nan
-    left = plan[~plan[T.COL_MATERIAL].isin(ran)] if not plan.empty else plan
+    left = (plan[[(m, float(t)) not in ran for m, t in zip(plan[T.COL_MATERIAL], plan[T.COL_T], strict=True)]]
+            if not plan.empty else plan)  # fmt: skip
     left_atom_steps = float(left["atom_steps"].sum()) if not left.empty else 0.0
+    mlip_fits = T.read_csv(vdir / mlip.FITS_CSV)
+    resolution = float(md.validation_resolution_ev)
+    points = fit_points(mlip_runs, mlip_fits, comp)
     rows = []
     for r in _records(comp):
         both = math.isfinite(r[C_DEA]) and math.isfinite(r[C_DEA_ERR])
-        rows.append({"material": r[T.COL_MATERIAL], "formula": r[T.COL_FORMULA],
+        material = r[T.COL_MATERIAL]
+        factor = (length_factor_for_ea([points[material]], target_half_width=resolution, z=Z95)
+                  if material in points else math.nan)  # fmt: skip
+        rows.append({"material": material, "formula": r[T.COL_FORMULA],
                      "ea_aimd": interval95(r[C_EA_AIMD], r[C_EA_AIMD_ERR]),
                      "ea_mlip": interval95(r[C_EA_MLIP], r[C_EA_MLIP_ERR]) if math.isfinite(r[C_EA_MLIP]) else None,
                      "dea": interval95(r[C_DEA], r[C_DEA_ERR]) if both else None,
-                     "mlip_status": r["mlip_status"]})  # fmt: skip
+                     "t_aimd": _temperatures(r.get(C_T_AIMD)), "t_mlip": _temperatures(r.get(C_T_MLIP)),
+                     "length_factor": factor, "mlip_status": r["mlip_status"]})  # fmt: skip
     pooled = (interval95(metrics["dEa_weighted_mean_eV"], metrics["dEa_weighted_mean_err_eV"])
               if metrics.get("n_materials_both_fits") else None)  # fmt: skip
+    pooled_factor = (length_factor_for_ea(list(points.values()), target_half_width=resolution, z=Z95)
+                     if points else math.nan)  # fmt: skip
+    timestep_fs = float(params.md.mlip.timestep_fs)
+    fitted_runs = mlip_runs[mlip_runs[T.COL_USED].astype(bool) & mlip_runs[T.COL_MATERIAL].isin(points)]
+    fitted_atom_steps = float((fitted_runs[T.COL_DURATION] * 1000.0 / timestep_fs * fitted_runs[T.COL_N_SITES]).sum())
+    more_atom_steps = fitted_atom_steps * (pooled_factor - 1) if math.isfinite(pooled_factor) else math.inf
     same_t = (interval95(metrics["dlog10_D_same_T_weighted_mean"], metrics["dlog10_D_same_T_err"])
               if metrics.get("n_same_T_pairs") else None)  # fmt: skip
     return {
@@ -261,11 +283,34 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
                    "err": math.hypot(p[C_LD_AIMD_ERR], p[C_LD_MLIP_ERR])} for p in _records(pairs)],  # fmt: skip
         "wall_h": (wall_s or math.nan) / 3600, "n_reused": timing.get("reused_runs", 0), "atom_steps": atom_steps, "rate": rate,
         "device": timing.get("device", "?"), "n_jobs": timing.get("n_jobs", "?"), "threads": timing.get("threads", "?"),
-        "left": sorted(set(left[T.COL_MATERIAL])) if not left.empty else [],
-        "left_formulas": sorted(set(left[T.COL_FORMULA])) if not left.empty else [],
+        "left": [{"material": m, "formula": g[T.COL_FORMULA].iloc[0], "temperatures": sorted(g[T.COL_T].astype(float))}
+                 for m, g in left.groupby(T.COL_MATERIAL, sort=True)] if not left.empty else [],  # fmt: skip
         "left_atom_steps": left_atom_steps,
         "left_hours": left_atom_steps / rate / 3600 if rate and math.isfinite(rate) else math.nan,
+        "resolution": resolution, "pooled_factor": pooled_factor, "more_atom_steps": more_atom_steps,
+        "more_hours": more_atom_steps / rate / 3600 if rate and math.isfinite(rate) else math.nan,
     }
+
+
+def _temperatures(value) -> str:
+    """A fit's temperatures as stored ("800 1100"), '' when it used none (NaN read back)."""
+    return value if isinstance(value, str) else ""
+
+
+def fit_points(mlip_runs: pd.DataFrame, mlip_fits: pd.DataFrame, comp: pd.DataFrame) -> dict[str, FitPoints]:
+    """Per material with an Arrhenius fit in both methods: the MLIP fit's points and the AIMD
+    fit's Ea error, what :func:`~superionic.md.runlength.length_factor_for_ea` extends."""
+    fits = mlip_fits.set_index(T.COL_MATERIAL)
+    out = {}
+    for r in _records(comp):
+        material = r[T.COL_MATERIAL]
+        if not (math.isfinite(r[C_DEA]) and math.isfinite(r[C_EA_AIMD_ERR])):
+            continue
+        used = mlip_runs[(mlip_runs[T.COL_MATERIAL] == material) & mlip_runs[T.COL_USED].astype(bool)]
+        chi2 = float(fits.loc[material, T.COL_CHI2_RED])
+        out[material] = FitPoints(tuple(used[T.COL_T].astype(float)), tuple(used[T.COL_RSD].astype(float)),
+                                  max(1.0, chi2) if math.isfinite(chi2) else 1.0, float(r[C_EA_AIMD_ERR]))  # fmt: skip
+    return out
 
 
 def context(
@@ -335,19 +380,22 @@ def render(cfg: DictConfig, *tables) -> str:
 def validation_plan(cfg: DictConfig, aimd_runs: pd.DataFrame, aimd_fits: pd.DataFrame, *,
                     with_run_settings: bool = False, atom_steps_per_s: float | None = None,
                     n_cores: int = 1) -> pd.DataFrame:  # fmt: skip
-    """Production length per AIMD run used in a trustworthy fit, for RSD(D) <= ``md.validation_rsd``.
+    """Production length for RSD(D) <= ``md.validation_rsd`` per trustworthy AIMD material at each
+    of ``md.validation_temperatures``, at the AIMD fit's diffusivity there (an upper bound for a
+    softer potential).
 
     Bare lengths by default (the report); ``with_run_settings`` adds the config's
     equilibration, minimum duration and step rounding, i.e. what ``md=validation`` runs.
     """
-    from superionic.md.runlength import estimate_run_lengths
+    from superionic.md.runlength import arrhenius_targets, estimate_run_lengths
 
     a, m = cfg.md.analysis, cfg.md.mlip
-    trusted = aimd_fits.loc[aimd_fits["status"] == "ok", T.COL_MATERIAL]
+    targets = arrhenius_targets(aimd_runs, aimd_fits, [float(t) for t in cfg.md.validation_temperatures],
+                                float(a.target_temperature))  # fmt: skip
     extra = ({"equilibration_steps": int(m.equilibration_steps), "min_duration_ps": float(m.min_duration_ps),
               "round_steps": 500} if with_run_settings else
              {"equilibration_steps": 0, "min_duration_ps": 0.0, "round_steps": 1})  # fmt: skip
-    return estimate_run_lengths(aimd_runs, trusted, target_rsd=float(cfg.md.validation_rsd),
+    return estimate_run_lengths(targets, target_rsd=float(cfg.md.validation_rsd),
                                 site_distance=float(a.site_distance), timestep_fs=float(m.timestep_fs),
                                 atom_steps_per_s=atom_steps_per_s, n_cores=n_cores, **extra)  # fmt: skip
 

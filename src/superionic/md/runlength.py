@@ -16,13 +16,17 @@ target sooner, so AIMD-based lengths are an upper bound for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from superionic.md.analysis import A2_PER_FS_TO_CM2_PER_S, HE_RSD_A, HE_RSD_B
-from superionic.md.tables import COL_MATERIAL
+from superionic.md.analysis import A2_PER_FS_TO_CM2_PER_S, HE_RSD_A, HE_RSD_B, K_B_EV
+from superionic.md import tables as T
 
+# what estimate_run_lengths plans from: one row per run
+TARGET_COLUMNS = [T.COL_MATERIAL, T.COL_FORMULA, T.COL_T, T.COL_N_SITES, T.COL_N_MOBILE, T.COL_D]
 COLUMNS = ("material", "formula", "temperature_K", "n_atoms", "n_mobile", "D_cm2_s", "n_eff_needed", "replicas",
            "ps_per_replica", "steps_per_replica", "atom_steps", "wall_h", "core_h")  # fmt: skip
 
@@ -52,9 +56,32 @@ def steps_for(duration_ps: float, timestep_fs: float, min_duration_ps: float, ro
     return int(math.ceil(steps / round_steps) * round_steps)
 
 
+def arrhenius_targets(aimd_runs: pd.DataFrame, aimd_fits: pd.DataFrame, temperatures: Iterable[float],
+                      reference_temperature: float) -> pd.DataFrame:  # fmt: skip
+    """D at each of ``temperatures`` from every trustworthy AIMD Arrhenius fit (status ``ok``).
+
+    ``aimd_fits`` carries Ea and log10 D at ``reference_temperature`` (the
+    ``aimd`` stage's fits table); the cell (sites, mobile ions) is that of the
+    material's runs used in the fit. Below the fitted range this extrapolates
+    along the AIMD barrier: a potential with a lower barrier diffuses faster
+    there, so lengths planned from it are upper bounds.
+    """
+    fitted = aimd_fits[aimd_fits[T.COL_STATUS] == "ok"]
+    used = aimd_runs[aimd_runs[T.COL_USED].astype(bool)]
+    rows = []
+    for fit in fitted.to_dict("records"):
+        cell = used[used[T.COL_MATERIAL] == fit[T.COL_MATERIAL]].iloc[0]
+        for t in temperatures:
+            log10_d = float(fit[T.COL_LOG10_D_TARGET]) - float(fit[T.COL_EA]) / (K_B_EV * math.log(10)) * (
+                1.0 / float(t) - 1.0 / reference_temperature)
+            rows.append({T.COL_MATERIAL: fit[T.COL_MATERIAL], T.COL_FORMULA: fit[T.COL_FORMULA], T.COL_T: float(t),
+                         T.COL_N_SITES: int(cell[T.COL_N_SITES]), T.COL_N_MOBILE: int(cell[T.COL_N_MOBILE]),
+                         T.COL_D: 10**log10_d})  # fmt: skip
+    return pd.DataFrame(rows, columns=TARGET_COLUMNS)
+
+
 def estimate_run_lengths(
-    aimd_runs: pd.DataFrame,
-    materials: Iterable[str],
+    targets: pd.DataFrame,
     *,
     target_rsd: float,
     site_distance: float,
@@ -66,23 +93,22 @@ def estimate_run_lengths(
     replicas: int = 1,
     round_steps: int = 500,
 ) -> pd.DataFrame:
-    """Run length and cost per (material, temperature) of the AIMD runs used in a fit.
+    """Run length and cost per row of ``targets`` (:data:`TARGET_COLUMNS`).
 
-    ``aimd_runs`` is the ``aimd`` stage's runs table (``aimd_runs.csv``); only
-    runs with ``used_in_fit`` (those that pass the exclusion rules) are
-    planned. Cost: production plus equilibration atom-steps of all replicas,
-    at ``atom_steps_per_s`` (a measured throughput) for the wall time and
+    Cost: production plus equilibration atom-steps of all replicas, at
+    ``atom_steps_per_s`` (a measured throughput) for the wall time and
     ``n_cores`` times that for core hours; ``None`` leaves both NaN (a report
     must not carry a machine's wall-clock figure).
     """
     if atom_steps_per_s is not None and atom_steps_per_s <= 0:
         raise ValueError("atom_steps_per_s must be > 0")
-    wanted = list(materials)
-    used = aimd_runs[aimd_runs[COL_MATERIAL].isin(wanted) & aimd_runs["used_in_fit"].astype(bool)]
     rows = []
-    for r in used.itertuples(index=False):
+    missing = set(TARGET_COLUMNS) - set(targets.columns)
+    if missing:
+        raise ValueError(f"run-length targets lack columns {sorted(missing)}")
+    for r in targets.itertuples(index=False):
         ps = duration_for_rsd(float(r.D_cm2_s), int(r.n_mobile), target_rsd, site_distance, replicas)
-        steps = steps_for(ps, timestep_fs, min_duration_ps, round_steps)
+        steps = steps_for(ps, timestep_fs, min_duration_ps, round_steps) if math.isfinite(ps) else math.inf
         atom_steps = replicas * (steps + equilibration_steps) * int(r.n_sites)
         wall_h = atom_steps / atom_steps_per_s / 3600.0 if atom_steps_per_s else math.nan
         rows.append({"material": r.material, "formula": r.formula, "temperature_K": float(r.temperature_K),
@@ -92,6 +118,65 @@ def estimate_run_lengths(
                      "core_h": wall_h * n_cores})  # fmt: skip
     out = pd.DataFrame(rows, columns=list(COLUMNS))
     return out.sort_values(["material", "temperature_K"], ignore_index=True)
+
+
+def ea_error(temperatures: Iterable[float], rel_errors: Iterable[float], inflation: float = 1.0) -> float:
+    """1-sigma error of Ea (eV) of the weighted Arrhenius fit of :func:`superionic.md.analysis.weighted_arrhenius`
+    with these points' RSD(D) as the error of ln D, its covariance scaled by ``inflation`` (chi^2/dof when > 1)."""
+    x = 1.0 / np.asarray(list(temperatures), dtype=float)
+    w = 1.0 / np.asarray(list(rel_errors), dtype=float) ** 2
+    if x.size < 2 or np.unique(x).size < 2:
+        return math.inf
+    xbar = float((w * x).sum() / w.sum())
+    return K_B_EV * math.sqrt(inflation / float((w * (x - xbar) ** 2).sum()))
+
+
+def rsd_after_lengthening(rel_error: float, factor: float) -> float:
+    """He et al. RSD(D) of a run ``factor`` times longer (N_eff grows with the length at fixed D)."""
+    return (rel_error - HE_RSD_B) / math.sqrt(factor) + HE_RSD_B
+
+
+@dataclass(frozen=True)
+class FitPoints:
+    """One Arrhenius fit's points as far as its Ea error goes: temperatures, RSD(D) per point,
+    the chi^2/dof inflation of its covariance, and the error of the fit it is compared with
+    (which longer runs of this one cannot shrink)."""
+
+    temperatures: tuple[float, ...]
+    rel_errors: tuple[float, ...]
+    inflation: float
+    other_error: float
+
+    def difference_error(self, factor: float) -> float:
+        """1-sigma error of Ea(this) - Ea(other) with every run of this fit ``factor`` times longer."""
+        errs = [rsd_after_lengthening(e, factor) for e in self.rel_errors]
+        return math.hypot(ea_error(self.temperatures, errs, self.inflation), self.other_error)
+
+
+def length_factor_for_ea(fits: Sequence[FitPoints], *, target_half_width: float, z: float,
+                         max_factor: float = 1e4) -> float:  # fmt: skip
+    """How many times longer every run must be (or how many replicas of it) for the
+    inverse-variance mean of the fits' Ea differences to have a ``z``-sigma half width
+    <= ``target_half_width`` (one fit: that material's ΔEa).
+
+    1 when already met; inf when even ``max_factor`` does not do it (the He et
+    al. RSD floor of 0.04, or the compared fits' own errors, are too large).
+    """
+    if not fits:
+        raise ValueError("need at least one fit")
+
+    def half_width(factor: float) -> float:
+        return z / math.sqrt(sum(1.0 / f.difference_error(factor) ** 2 for f in fits))
+
+    if half_width(1.0) <= target_half_width:
+        return 1.0
+    if half_width(max_factor) > target_half_width:
+        return math.inf
+    low, high = 1.0, max_factor
+    while high / low > 1.001:
+        mid = math.sqrt(low * high)
+        low, high = (mid, high) if half_width(mid) > target_half_width else (low, mid)
+    return high
 
 
 def summary_line(plan: pd.DataFrame, target_rsd: float, atom_steps_per_s: float, n_cores: int) -> str:
