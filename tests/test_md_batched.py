@@ -53,9 +53,12 @@ def test_batched_matches_standard_ase_loop(model, thermostat):
         assert (ta.steps, ta.n_atoms) == (tb.steps, tb.n_atoms) and tb.wall_s > 0
 
 
-def test_batched_forces_match_chgnet_on_mixed_sizes(model):
-    """One batched evaluation of an 8- and a 16-atom cell: CHGNet's own energies and forces of each."""
+@pytest.mark.parametrize("per_cell", [True, False])
+def test_batched_forces_match_chgnet_on_mixed_sizes(model, per_cell):
+    """An 8- and a 16-atom cell, one forward each (the CPU path) or one forward for both (the GPU
+    path, run here on the CPU): CHGNet's own energies and forces of each."""
     potential = batched.BatchedPotential(model, "cpu")
+    potential.per_cell = per_cell
     small, big = licl(), licl() * (2, 1, 1)
     small.perturb(0.1, min_distance=0.05)
     big.perturb(0.1, min_distance=0.05)
