@@ -162,6 +162,7 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     assert "### The validation protocol, run in part" in text and "md.mlip.runs_only=mp-1" in text
     assert "(md-validation)" in text and "Not yet run: mp-2 (Li2S) at " in text
     assert "| MLIP runs × longer to resolve it |" in text
+    assert "The numbers to act on come from the validation protocol below" in text
     # a validation run's own report does not summarise itself
     assert report.validation_context(OmegaConf.merge(cfg.md, {"report_dir": str(vdir)}), plan) is None
 
