@@ -85,7 +85,7 @@ def test_simulate_all_batched_writes_the_standard_run_files(model, tmp_path):
 
     base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0,
             "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
-            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "materials": [], "temperatures": [],
+            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 0, "materials": [], "temperatures": [],
             "steps": 0, "runs_only": [], "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 6},
                                  {"material": "LiCl", "temperature": 900.0, "steps": 4}]}  # fmt: skip
     out = {}
@@ -108,7 +108,7 @@ def test_resume_reuses_matching_runs_only(model, tmp_path):
     """md.mlip.resume: a finished run with the same record is reused, a changed one re-run, a stale one removed."""
     base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0, "batch": True,
             "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
-            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "materials": [], "temperatures": [],
+            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 0, "materials": [], "temperatures": [],
             "steps": 0, "runs_only": [], "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 6},
                                                   {"material": "LiCl", "temperature": 900.0, "steps": 4}]}  # fmt: skip
     first, _, _ = mlip.simulate_all({"LiCl": licl()}, OmegaConf.create(base), 0, tmp_path, resume=True)
@@ -154,3 +154,61 @@ def test_runs_list_and_materials_are_exclusive():
         ("a", 1100.0, 10), ("b", 800.0, 10), ("b", 1100.0, 10)]
     with pytest.raises(ValueError, match=r"\['a/900K'\] not among"):
         mlip.run_list(OmegaConf.merge(part, {"runs_only": ["a/900K"]}))
+
+
+@pytest.mark.parametrize("thermostat", ["bussi", "langevin"])
+def test_a_run_restarted_from_its_checkpoint_follows_the_same_trajectory(model, thermostat):
+    potential = batched.BatchedPotential(model, "cpu")
+    saved: dict[int, list[dict]] = {}
+    with_checkpoints = [dict(job, checkpoint_interval=4) for job in jobs(thermostat)]
+    whole = batched.run_nvt_batched(with_checkpoints, potential, equilibration_tau_fs=mlip.EQUILIBRATION_TAU_FS,
+                                    on_checkpoint=lambda i, state: saved.setdefault(i, []).append(state))  # fmt: skip
+    # every 4 production steps, never at the end: 8 steps -> 1, 12 steps -> 2 checkpoints
+    assert {i: [int(s["step"]) - 3 for s in states] for i, states in saved.items()} == {0: [4], 1: [4, 8], 2: [4, 8]}
+    restarted = [dict(job, restart=saved[i][0]) for i, job in enumerate(jobs(thermostat))]
+    resumed = batched.run_nvt_batched(restarted, potential, equilibration_tau_fs=mlip.EQUILIBRATION_TAU_FS)
+    for (a, ha, _), (b, hb, _) in zip(whole, resumed, strict=True):
+        np.testing.assert_array_equal(b.displacements, a.displacements)
+        np.testing.assert_array_equal(b.origin, a.origin)
+        for key in ha:
+            np.testing.assert_array_equal(hb[key], ha[key])
+    with pytest.raises(ValueError, match="multiple of md.mlip.sample_interval"):
+        batched.run_nvt_batched([dict(jobs(thermostat)[0], checkpoint_interval=3)], potential,
+                                equilibration_tau_fs=mlip.EQUILIBRATION_TAU_FS)  # fmt: skip
+    with pytest.raises(ValueError, match="not a sample step"):
+        late = dict(saved[1][1], step=np.array(3 + 12))  # the run's last step: nothing left to continue
+        batched.run_nvt_batched([dict(jobs(thermostat)[1], restart=late)], potential,
+                                equilibration_tau_fs=mlip.EQUILIBRATION_TAU_FS)  # fmt: skip
+
+
+def test_a_stopped_stage_continues_its_runs_from_their_checkpoints(model, tmp_path, monkeypatch):
+    """md.mlip.resume with checkpoint_interval: the stage stopped mid-run continues where it stopped."""
+    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0, "batch": True,
+            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
+            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 4, "materials": [],
+            "temperatures": [], "steps": 0, "runs_only": [],
+            "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 12}]}  # fmt: skip
+    cfg = OmegaConf.create(base)
+    uninterrupted, _, _ = mlip.simulate_all({"LiCl": licl()}, cfg, 0, tmp_path / "whole", resume=True)
+
+    real_save = mlip._save_checkpoint
+
+    def save_then_stop(target, state):
+        real_save(target, state)
+        raise KeyboardInterrupt  # the session ends right after the first checkpoint
+
+    monkeypatch.setattr(mlip, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        mlip.simulate_all({"LiCl": licl()}, cfg, 0, tmp_path / "pieces", resume=True)
+    run = tmp_path / "pieces" / "LiCl" / "600K.npz"
+    assert mlip.checkpoint_path(run).exists() and not run.exists()
+    monkeypatch.setattr(mlip, "_save_checkpoint", real_save)
+    # another configuration's checkpoint is not continued
+    other = mlip.run_identity({**base, "material": "LiCl", "temperature": 600.0, "steps": 14, "structure": licl()},
+                              OmegaConf.create(base), 0)  # fmt: skip
+    assert mlip.load_checkpoint(run, other) is None
+    continued, _, _ = mlip.simulate_all({"LiCl": licl()}, cfg, 0, tmp_path / "pieces", resume=True)
+    np.testing.assert_array_equal(continued[0].displacements, uninterrupted[0].displacements)
+    assert run.exists() and not mlip.checkpoint_path(run).exists()
+    with pytest.raises(ValueError, match="needs md.mlip.batch=true"):
+        mlip.simulate_all({"LiCl": licl()}, OmegaConf.create(dict(base, batch=False)), 0, tmp_path / "ase")

@@ -166,7 +166,7 @@ def test_runs_on_a_two_worker_dask_cluster_match_in_process(tmp_path):
 
     base = {"model": "0.3.0", "device": "cpu", "threads": 1, "temperatures": [600.0, 900.0], "timestep_fs": 2.0,
             "equilibration_steps": 2, "steps": 8, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
-            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "batch": False, "runs": [], "runs_only": [], "materials": []}
+            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 0, "batch": False, "runs": [], "runs_only": [], "materials": []}
     structures = {"LiCl": tiny_cell()}
     serial, _, _ = mlip.simulate_all(structures, OmegaConf.create({**base, "n_jobs": 1}), 0, tmp_path / "a")
     with dask.config.set(WORKER_SETTINGS), LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -200,6 +200,8 @@ class _System:
     thermo: dict[str, np.ndarray] = field(default_factory=dict)
     started: float = 0.0
     next_report: int = 0
+    # production steps between checkpoints (0: none)
+    checkpoint_interval: int = 0
 
     @property
     def n_atoms(self) -> int:
@@ -240,6 +242,9 @@ def _start(job: Mapping, equilibration_tau_fs: float) -> _System:
         raise ValueError("need md.mlip.steps >= md.mlip.sample_interval >= 1")
     if int(job["progress_interval"]) < 1:
         raise ValueError(f"md.mlip.progress_interval must be >= 1, got {job['progress_interval']}")
+    if int(job.get("checkpoint_interval", 0)) % interval:
+        raise ValueError(f"md.mlip.checkpoint_interval ({job['checkpoint_interval']}) must be a multiple of "
+                         f"md.mlip.sample_interval ({interval})")  # fmt: skip
     atoms = AseAtomsAdaptor.get_atoms(job["structure"])
     thermalize_momenta(atoms, job["temperature"], rng=job["rng"])
     Stationary(atoms)
@@ -253,7 +258,56 @@ def _start(job: Mapping, equilibration_tau_fs: float) -> _System:
         thermostat_time_fs=float(job["thermostat_time_fs"]),
         equilibration_tau_fs=min(float(job["thermostat_time_fs"]), equilibration_tau_fs),
         rng=job["rng"], progress_interval=int(job["progress_interval"]),
+        checkpoint_interval=int(job.get("checkpoint_interval", 0)),
     )  # fmt: skip
+
+
+# what a checkpoint holds besides the recorded samples: the state at a step boundary
+_STATE_ARRAYS = ("positions", "momenta", "forces", "origin")
+_THERMO_KEYS = ("temperature", "potential_energy", "kinetic_energy")
+
+
+def checkpoint_state(s: _System) -> dict[str, np.ndarray]:
+    """A production run's full state at a step boundary: restoring it continues the run exactly.
+
+    The thermostats keep nothing between steps, so positions, momenta, the
+    forces at those positions, the random generator's state and the samples
+    recorded so far are all of it.
+    """
+    import json
+
+    i = (s.step - s.equilibration_steps) // s.sample_interval
+    return {
+        "step": np.array(s.step), "energy": np.array(s.energy),
+        "elapsed_s": np.array(time.perf_counter() - s.started),
+        "rng_state": np.array(json.dumps(s.rng.bit_generator.state)),
+        **{k: getattr(s, k) for k in _STATE_ARRAYS},
+        "displacements": s.disp[:, : i + 1], **{f"thermo_{k}": s.thermo[k][: i + 1] for k in _THERMO_KEYS},
+    }  # fmt: skip
+
+
+def _restore(s: _System, state: Mapping[str, np.ndarray]) -> None:
+    """Put ``s`` (freshly started from its job) in the checkpointed ``state``."""
+    import json
+
+    step = int(state["step"])
+    produced = step - s.equilibration_steps
+    if produced <= 0 or produced % s.sample_interval or step >= s.total_steps:
+        raise ValueError(f"{s.label}: checkpoint at step {step} is not a sample step of this run's production")
+    if state["positions"].shape != s.positions.shape:
+        raise ValueError(f"{s.label}: checkpoint holds {len(state['positions'])} atoms, the run {s.n_atoms}")
+    _begin_production(s)
+    i = produced // s.sample_interval
+    s.step, s.energy = step, float(state["energy"])
+    for k in _STATE_ARRAYS:
+        setattr(s, k, np.array(state[k], dtype=np.float64))
+    s.disp[:, : i + 1] = state["displacements"]
+    for k in _THERMO_KEYS:
+        s.thermo[k][: i + 1] = state[f"thermo_{k}"]
+    s.rng.bit_generator.state = json.loads(str(state["rng_state"]))
+    s.started = time.perf_counter() - float(state["elapsed_s"])
+    s.next_report = (produced // s.progress_interval + 1) * s.progress_interval
+    log.info("%s: continuing from its checkpoint at production step %d", s.label, produced)
 
 
 def _evaluate(potential: BatchedPotential, systems: Sequence[_System]) -> None:
@@ -334,10 +388,16 @@ def _result(s: _System, wall_s: float):
 
 
 def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equilibration_tau_fs: float,
-                    on_done: Callable[[int, tuple], None] | None = None):  # fmt: skip
+                    on_done: Callable[[int, tuple], None] | None = None,
+                    on_checkpoint: Callable[[int, dict], None] | None = None):  # fmt: skip
     """Run every job (the keyword arguments of :func:`~superionic.md.mlip.run_nvt`, plus
     ``structure``) together; returns ``(trajectory, thermo, timing)`` per job, in order.
     ``on_done(index, result)`` is called as each run finishes (to save it at once).
+
+    A job with ``checkpoint_interval`` > 0 hands its :func:`checkpoint_state` to
+    ``on_checkpoint(index, state)`` every that many production steps; a job
+    with ``restart`` (such a state) continues from it, on the trajectory it
+    would have followed without the interruption.
 
     Runs may differ in size, temperature, thermostat, time step and length:
     each leaves the batch when it is done. A run's ``timing.wall_s`` is its
@@ -346,8 +406,10 @@ def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equ
     """
     systems = [_start(job, equilibration_tau_fs) for job in jobs]
     _evaluate(potential, systems)
-    for s in systems:
-        if s.equilibration_steps > 0:
+    for s, job in zip(systems, jobs, strict=True):
+        if job.get("restart") is not None:
+            _restore(s, job["restart"])
+        elif s.equilibration_steps > 0:
             s.dynamics = THERMOSTATS[s.thermostat](s, s.equilibration_tau_fs)
         else:
             _begin_production(s)
@@ -367,6 +429,10 @@ def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equ
             s.dynamics.after_forces(s)
             s.step += 1
             _after_step(s)
+            produced = s.step - s.equilibration_steps
+            if (on_checkpoint is not None and s.checkpoint_interval and 0 < produced
+                    and produced % s.checkpoint_interval == 0 and s.step < s.total_steps):  # fmt: skip
+                on_checkpoint(next(i for i, x in enumerate(systems) if x is s), checkpoint_state(s))
         done = [s for s in active if s.step >= s.total_steps]
         active = [s for s in active if s.step < s.total_steps]
         for s in done:

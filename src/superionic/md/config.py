@@ -133,6 +133,10 @@ class MLIPConfig:
     # keep finished runs in md.out_dir whose saved record matches their run,
     # instead of starting the folder afresh: a long protocol runs in pieces
     resume: bool = MISSING
+    # batched runs save their state every this many production steps (a
+    # multiple of sample_interval; 0 = never); with resume, a stopped run
+    # continues from it on the same trajectory
+    checkpoint_interval: int = MISSING
     # torch CPU threads per process, and independent runs at once (processes)
     threads: int = MISSING
     n_jobs: int = MISSING

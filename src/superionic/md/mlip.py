@@ -35,7 +35,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from pymatgen.core import Lattice, Structure
 
-from superionic.io import write_csv, write_json
+from superionic.io import write_csv, write_json, write_npz
 from superionic.md import plots
 from superionic.md import tables as T
 from superionic.md.analysis import REASON_UNSTABLE, Trajectory
@@ -405,12 +405,35 @@ def _simulate_one(job: dict) -> tuple[Trajectory, dict[str, np.ndarray], MDTimin
     return result
 
 
+def _save_checkpoint(target: tuple[str, dict], state: dict[str, np.ndarray]) -> None:
+    """A running run's checkpoint, with its identity: a stopped stage continues it (``md.mlip.resume``)."""
+    path, identity = Path(target[0]), target[1]
+    write_npz(checkpoint_path(path), identity=np.array(json.dumps(identity, sort_keys=True)), **state)
+
+
+def load_checkpoint(npz_path: Path, identity: dict) -> dict[str, np.ndarray] | None:
+    """The saved checkpoint of the run at ``npz_path`` when it is one of ``identity``'s run, else None."""
+    path = checkpoint_path(npz_path)
+    if not path.exists():
+        return None
+    with np.load(path) as saved:
+        state = {k: saved[k] for k in saved.files}
+    if json.loads(str(state.pop("identity"))) != identity:
+        return None
+    return state
+
+
 def _simulate_batch(jobs: list[dict]) -> list[tuple[Trajectory, dict[str, np.ndarray], MDTiming]]:
     from superionic.md.batched import run_nvt_batched
 
     targets = [(job.pop("save_to"), job.pop("identity")) for job in jobs]
-    return run_nvt_batched(jobs, _WORKER["potential"], equilibration_tau_fs=EQUILIBRATION_TAU_FS,
-                           on_done=lambda i, result: _save_run(targets[i], result))  # fmt: skip
+
+    def done(i: int, result: tuple) -> None:
+        _save_run(targets[i], result)
+        checkpoint_path(Path(targets[i][0])).unlink(missing_ok=True)
+
+    return run_nvt_batched(jobs, _WORKER["potential"], equilibration_tau_fs=EQUILIBRATION_TAU_FS, on_done=done,
+                           on_checkpoint=lambda i, state: _save_checkpoint(targets[i], state))  # fmt: skip
 
 
 def _ensure_worker(init_args: tuple) -> None:
@@ -481,6 +504,8 @@ def simulate_all(
     device = resolve_device(mlip.device)
     if mlip.threads < 1 or mlip.n_jobs < 1:
         raise ValueError("md.mlip.threads and md.mlip.n_jobs must be >= 1")
+    if mlip.checkpoint_interval and not mlip.batch:
+        raise ValueError("md.mlip.checkpoint_interval needs md.mlip.batch=true (the fast engine checkpoints; ASE's loop does not)")
     cells = {m: supercell_for(s, mlip.supercell_min_length) for m, s in structures.items()}
     runs = run_list(mlip)
     unknown = sorted({m for m, _, _ in runs if m is not None} - set(cells))
@@ -496,6 +521,7 @@ def simulate_all(
                 thermostat=str(mlip.thermostat), thermostat_time_fs=float(mlip.thermostat_time_fs),
                 rng=run_seed(seed, material, temperature),
                 progress_interval=int(mlip.progress_interval),
+                **({"checkpoint_interval": int(mlip.checkpoint_interval)} if mlip.batch else {}),
             ))  # fmt: skip
     for job in jobs:
         job["save_to"] = str(trajectory_path(traj_dir, job["material"], job["temperature"]))
@@ -509,6 +535,9 @@ def simulate_all(
         reused = {i: load_saved_run(Path(job["save_to"]), job["identity"], previous_wall_s)
                   for i, job in enumerate(jobs)}  # fmt: skip
         reused = {i: r for i, r in reused.items() if r is not None}
+        for i, job in enumerate(jobs):
+            if i not in reused and mlip.batch:
+                job["restart"] = load_checkpoint(Path(job["save_to"]), job["identity"])
     for i in reused:
         log.info("%s %g K: reusing the finished run in %s", jobs[i]["material"], jobs[i]["temperature"],
                  jobs[i]["save_to"])  # fmt: skip
@@ -564,6 +593,11 @@ def trajectory_path(traj_dir: Path, material: str, temperature: float) -> Path:
     return traj_dir / material.replace(":", "_") / f"{temperature:g}K.npz"
 
 
+def checkpoint_path(npz_path: Path) -> Path:
+    """A running run's latest checkpoint (``<T>K.npz`` -> ``<T>K_checkpoint.npz``), gone once it finishes."""
+    return npz_path.with_name(f"{npz_path.stem}_checkpoint.npz")
+
+
 def run_record_path(npz_path: Path) -> Path:
     """The identity record saved beside a run's files (``<T>K.npz`` -> ``<T>K_run.json``)."""
     return npz_path.with_name(f"{npz_path.stem}_run.json")
@@ -608,7 +642,7 @@ def load_saved_run(npz_path: Path, identity: dict, previous_wall_s: Mapping[str,
 
 def prune_stale_runs(traj_dir: Path, keep_runs: Sequence[Path]) -> list[Path]:
     """Delete files under ``traj_dir`` that belong to none of ``keep_runs`` (their npz paths)."""
-    keep = {p.resolve() for run in keep_runs for p in run_files(run)}
+    keep = {p.resolve() for run in keep_runs for p in [*run_files(run), checkpoint_path(run)]}
     stale = [p for p in traj_dir.rglob("*") if p.is_file() and p.resolve() not in keep] if traj_dir.exists() else []
     for path in stale:
         path.unlink()
