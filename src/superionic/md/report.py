@@ -327,7 +327,10 @@ def context(
 ) -> dict:
     """Everything md.md.j2 shows, as plain data from the stage outputs and the comparison (no formatting)."""
     md, a, m = cfg.md, cfg.md.analysis, cfg.md.mlip
-    production_ps = m.steps * m.timestep_fs / 1000
+    runs = [{"material": material, "temperature": temperature, "ps": steps * m.timestep_fs / 1000}
+            for material, temperature, steps in mlip.run_list(m) if material is not None]
+    # the caveat is about the shortest run made, whichever way the runs are configured
+    production_ps = min((r["ps"] for r in runs), default=m.steps * m.timestep_fs / 1000)
     return {
         "cfg": cfg,
         "min_hops": (3.43 / (a.max_relative_error - 0.04)) ** 2,
@@ -343,8 +346,7 @@ def context(
                    "threads": timing.get("threads", "?")},
         "timing_file": f"{md.report_dir}/{mlip.TIMING_JSON}",
         "production": {
-            "runs": [{"material": r.material, "temperature": float(r.temperature),
-                      "ps": int(r.steps) * m.timestep_fs / 1000} for r in m.runs],
+            "runs": runs,
             "ps": production_ps,
             "shorter_than_aimd": production_ps < md.aimd.min_duration_ps,
         },  # fmt: skip
