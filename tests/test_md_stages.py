@@ -174,3 +174,51 @@ def test_barrier_statement_directions():
     high = dict(low, dEa_weighted_mean_eV=0.1)
     assert "HIGHER" in report.barrier_statement(high, "x")
     assert "not measured" in report.barrier_statement({}, "x")
+
+
+def test_pooled_mean_widens_by_the_birge_ratio_only_when_values_scatter():
+    errors = np.array([0.05, 0.05, 0.05])
+    mean, err, n, birge = report.weighted_mean(np.array([-0.10, -0.11, -0.09]), errors)
+    assert (mean, n) == (pytest.approx(-0.10), 3) and birge < 1
+    assert err == pytest.approx(0.05 / math.sqrt(3))
+    mean, err, n, birge = report.weighted_mean(np.array([0.0, -0.3, -0.6]), errors)
+    assert mean == pytest.approx(-0.3) and birge == pytest.approx(math.sqrt((0.3**2 * 2 / 0.05**2) / 2))
+    assert err == pytest.approx(birge * 0.05 / math.sqrt(3))
+    assert report.weighted_mean(np.array([0.2]), np.array([0.1]))[1:] == (pytest.approx(0.1), 1, 1.0)
+    assert math.isnan(report.weighted_mean(np.array([np.nan]), np.array([0.1]))[0])
+
+
+def test_validation_pooled_figure_leave_one_out_and_zero_barrier_flag(tmp_path):
+    import pandas as pd
+
+    vdir = tmp_path / "v"
+    vdir.mkdir()
+    mats = ["mp-1", "mp-2", "mp-3"]
+    ea_aimd, ea_mlip = np.array([0.3, 0.25, 0.4]), np.array([0.2, 0.01, 0.3])
+    comp = pd.DataFrame({
+        T.COL_MATERIAL: mats, T.COL_FORMULA: ["A", "B", "C"], report.C_EA_AIMD: ea_aimd,
+        report.C_EA_AIMD_ERR: 0.03, report.C_EA_MLIP: ea_mlip, report.C_EA_MLIP_ERR: [0.04, 0.05, 0.04],
+        report.C_DEA: ea_mlip - ea_aimd, report.C_DEA_ERR: [0.05, 0.058, 0.05], "mlip_status": "ok",
+    })  # fmt: skip
+    pairs = pd.DataFrame(columns=[T.COL_MATERIAL, T.COL_T, "dlog10_D_mlip_minus_aimd", report.C_LD_AIMD_ERR,
+                                  report.C_LD_MLIP_ERR])  # fmt: skip
+    write_csv(comp, vdir / report.COMPARISON_CSV)
+    write_csv(pairs, vdir / report.PAIRS_CSV)
+    write_json(report.comparison_metrics(comp, pairs), vdir / report.METRICS_JSON)
+    runs = pd.DataFrame({T.COL_MATERIAL: [], T.COL_T: [], T.COL_USED: [], T.COL_DURATION: [], T.COL_N_SITES: [],
+                         T.COL_RSD: [], T.COL_FORMULA: [], "excluded_because": []})  # fmt: skip
+    write_csv(runs, vdir / mlip.RUNS_CSV)
+    write_csv(pd.DataFrame({T.COL_MATERIAL: mats, T.COL_CHI2_RED: 1.0}), vdir / mlip.FITS_CSV)
+    OmegaConf.save(compose(["md=validation"]), vdir / report.VALIDATION_PARAMS)
+    md = OmegaConf.merge(compose([]).md, {"validation_dir": str(vdir), "report_dir": str(tmp_path / "r")})
+    v = report.validation_context(md, pd.DataFrame())
+    # B's CHGNet barrier (0.01 ± 0.098 at 95 %) is not resolved from zero
+    assert v["zero_barrier"] == ["B"]
+    dea, err = comp[report.C_DEA].to_numpy(), comp[report.C_DEA_ERR].to_numpy()
+    assert [w["formula"] for w in v["without"]] == ["A", "B", "C"]
+    for k, w in enumerate(v["without"]):
+        keep = np.arange(3) != k
+        assert w["value"] == pytest.approx(report.weighted_mean(dea[keep], err[keep])[0])
+    # B's ΔEa (-0.24) against A's and C's (-0.1): a scatter beyond the errors widens the pooled interval
+    assert v["birge"] > 1 and 0 < v["birge_p"] < 1
+    assert v["pooled"]["half_width"] == pytest.approx(report.Z95 * report.weighted_mean(dea, err)[1], abs=1e-5)

@@ -99,22 +99,30 @@ def same_temperature_pairs(aimd_runs: pd.DataFrame, mlip_runs: pd.DataFrame) -> 
     return pairs.sort_values(keys).reset_index(drop=True)
 
 
-def weighted_mean(values: np.ndarray, errors: np.ndarray) -> tuple[float, float, int]:
-    """Inverse-variance weighted mean and its standard error (nan if none)."""
+def weighted_mean(values: np.ndarray, errors: np.ndarray) -> tuple[float, float, int, float]:
+    """Inverse-variance weighted mean, its standard error, the number of values and the Birge
+    ratio sqrt(chi2 / (n - 1)) of the values about the mean (nan if none; 1 for one value).
+
+    The error is widened by the Birge ratio when that exceeds 1: materials that soften by
+    different amounts must not give a pooled interval narrower than their own spread.
+    """
     ok = np.isfinite(values) & np.isfinite(errors) & (errors > 0)
     if not ok.any():
-        return math.nan, math.nan, 0
+        return math.nan, math.nan, 0, math.nan
     w = 1.0 / errors[ok] ** 2
     mean = float((w * values[ok]).sum() / w.sum())
-    return mean, float(1.0 / math.sqrt(w.sum())), int(ok.sum())
+    n = int(ok.sum())
+    birge = math.sqrt(float((w * (values[ok] - mean) ** 2).sum()) / (n - 1)) if n > 1 else 1.0
+    return mean, float(max(1.0, birge) / math.sqrt(w.sum())), n, birge
 
 
 def comparison_metrics(comp: pd.DataFrame, pairs: pd.DataFrame) -> dict:
     out: dict = {}
     if not comp.empty:
         dea, dea_n = comp[C_DEA].to_numpy(float), comp[C_DEA_ERR].to_numpy(float)
-        mean, err, n = weighted_mean(dea, dea_n)
+        mean, err, n, birge = weighted_mean(dea, dea_n)
         out["dEa_weighted_mean_eV"], out["dEa_weighted_mean_err_eV"], out["n_materials_both_fits"] = mean, err, n
+        out["dEa_birge_ratio"] = birge
         both = np.isfinite(dea)
         out["n_materials_mlip_lower_Ea"] = int((dea[both] < 0).sum())
         if both.any():
@@ -124,8 +132,9 @@ def comparison_metrics(comp: pd.DataFrame, pairs: pd.DataFrame) -> dict:
     if not pairs.empty:
         d = pairs["dlog10_D_mlip_minus_aimd"].to_numpy(float)
         e = np.hypot(pairs[C_LD_AIMD_ERR].to_numpy(float), pairs[C_LD_MLIP_ERR].to_numpy(float))
-        mean, err, n = weighted_mean(d, e)
+        mean, err, n, birge = weighted_mean(d, e)
         out["dlog10_D_same_T_weighted_mean"], out["dlog10_D_same_T_err"], out["n_same_T_pairs"] = mean, err, n
+        out["dlog10_D_same_T_birge_ratio"] = birge
     return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v)
             for k, v in sorted(out.items()) if not (isinstance(v, float) and not math.isfinite(v))}  # fmt: skip
 
@@ -263,6 +272,14 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
                      "length_factor": factor, "mlip_status": r["mlip_status"]})  # fmt: skip
     pooled = (interval95(metrics["dEa_weighted_mean_eV"], metrics["dEa_weighted_mean_err_eV"])
               if metrics.get("n_materials_both_fits") else None)  # fmt: skip
+    both = comp[np.isfinite(comp[C_DEA].to_numpy(float)) & np.isfinite(comp[C_DEA_ERR].to_numpy(float))]
+    # how much the pooled figure rests on any one material
+    without = []
+    if len(both) > 1:
+        for material, formula in zip(both[T.COL_MATERIAL], both[T.COL_FORMULA], strict=True):
+            rest = both[both[T.COL_MATERIAL] != material]
+            mean, err, _, _ = weighted_mean(rest[C_DEA].to_numpy(float), rest[C_DEA_ERR].to_numpy(float))
+            without.append({"material": material, "formula": formula, **interval95(mean, err)})
     pooled_factor = (length_factor_for_ea(list(points.values()), target_half_width=resolution, z=Z95)
                      if points else math.nan)  # fmt: skip
     timestep_fs = float(params.md.mlip.timestep_fs)
@@ -277,7 +294,9 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
         "excluded": {reason: [f"{x['material']} {x['temperature']:g} K" for x in run_rows(mlip_runs)
                               if reason in x["excluded_because"]]
                      for reason in sorted({r for x in run_rows(mlip_runs) for r in x["excluded_because"]})},
-        "n_pooled": metrics.get("n_materials_both_fits", 0), "same_t": same_t,
+        "n_pooled": metrics.get("n_materials_both_fits", 0), "same_t": same_t, "without": without,
+        "zero_barrier": [r["formula"] for r in rows if r["ea_mlip"] and r["dea"] and r["ea_mlip"]["side"] != "higher"],
+        "birge": metrics.get("dEa_birge_ratio", math.nan), "birge_p": _common_value_p(metrics), "same_t_birge": metrics.get("dlog10_D_same_T_birge_ratio", math.nan),
         "n_pairs": metrics.get("n_same_T_pairs", 0),
         "pairs": [{"material": p[T.COL_MATERIAL], "temperature": p[T.COL_T], "dlog10_d": p["dlog10_D_mlip_minus_aimd"],
                    "err": math.hypot(p[C_LD_AIMD_ERR], p[C_LD_MLIP_ERR])} for p in _records(pairs)],  # fmt: skip
@@ -290,6 +309,14 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
         "resolution": resolution, "pooled_factor": pooled_factor, "more_atom_steps": more_atom_steps,
         "more_hours": more_atom_steps / rate / 3600 if rate and math.isfinite(rate) else math.nan,
     }
+
+
+def _common_value_p(metrics: dict) -> float:
+    """p-value of the materials' ΔEa scatter if all shared one ΔEa (chi2 with n - 1 dof)."""
+    from scipy.stats import chi2
+
+    n, birge = metrics.get("n_materials_both_fits", 0), metrics.get("dEa_birge_ratio", math.nan)
+    return float(chi2.sf(birge**2 * (n - 1), n - 1)) if n > 1 and math.isfinite(birge) else math.nan
 
 
 def _temperatures(value) -> str:
@@ -307,6 +334,8 @@ def fit_points(mlip_runs: pd.DataFrame, mlip_fits: pd.DataFrame, comp: pd.DataFr
         if not (math.isfinite(r[C_DEA]) and math.isfinite(r[C_EA_AIMD_ERR])):
             continue
         used = mlip_runs[(mlip_runs[T.COL_MATERIAL] == material) & mlip_runs[T.COL_USED].astype(bool)]
+        if len(used) < 2:  # the runs behind the fit are not among these outputs: nothing to lengthen
+            continue
         chi2 = float(fits.loc[material, T.COL_CHI2_RED])
         out[material] = FitPoints(tuple(used[T.COL_T].astype(float)), tuple(used[T.COL_RSD].astype(float)),
                                   max(1.0, chi2) if math.isfinite(chi2) else 1.0, float(r[C_EA_AIMD_ERR]))  # fmt: skip
