@@ -296,7 +296,7 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
                      for reason in sorted({r for x in run_rows(mlip_runs) for r in x["excluded_because"]})},
         "n_pooled": metrics.get("n_materials_both_fits", 0), "same_t": same_t, "without": without,
         "zero_barrier": [r["formula"] for r in rows if r["ea_mlip"] and r["dea"] and r["ea_mlip"]["side"] != "higher"],
-        "birge": metrics.get("dEa_birge_ratio", math.nan), "birge_p": _common_value_p(metrics), "same_t_birge": metrics.get("dlog10_D_same_T_birge_ratio", math.nan),
+        "birge": metrics.get("dEa_birge_ratio", math.nan), "birge_p": _common_value_p(metrics),
         "n_pairs": metrics.get("n_same_T_pairs", 0),
         "pairs": [{"material": p[T.COL_MATERIAL], "temperature": p[T.COL_T], "dlog10_d": p["dlog10_D_mlip_minus_aimd"],
                    "err": math.hypot(p[C_LD_AIMD_ERR], p[C_LD_MLIP_ERR])} for p in _records(pairs)],  # fmt: skip
