@@ -203,6 +203,32 @@ def test_md_report_renders_byte_identical_from_tracked_outputs(tracked_params):
     assert text == (root / md.report).read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize(("half_width", "factor", "expected"), [
+    (0.09, 1.0, "It is widened by the Birge ratio: the materials' ΔEa scatter more than their errors predict "
+                "(Birge ratio 1.50; p = 0.04 for one common ΔEa)."),
+    (0.2, 1.0, "what widens it is that the materials' ΔEa scatter more than their errors predict "
+               "(Birge ratio 1.50; p = 0.04 for one common ΔEa): if they soften"),
+    (0.2, 2.0, "but the materials' ΔEa scatter more than their errors predict (Birge ratio 1.50, by which the "
+               "interval is widened; p = 0.04 for one common ΔEa): if they soften"),
+])  # fmt: skip
+def test_md_report_states_the_birge_scatter_once_in_each_pooled_branch(tracked_params, half_width, factor,
+                                                                          expected):  # fmt: skip
+    from superionic.md import report
+    from superionic.reports.render import render
+
+    root, cfg = tracked_params
+    tables = report.read_inputs(cfg.md)
+    comp = report.compare_fits(tables[1], tables[3])
+    pairs = report.same_temperature_pairs(tables[0], tables[2])
+    ctx = report.context(cfg, *tables, comp, pairs, report.comparison_metrics(comp, pairs))
+    v = ctx["validation"]
+    assert v is not None, "the tracked validation outputs give the pooled sentence"
+    v["pooled"] = v["pooled"] | {"half_width": half_width}
+    v |= {"birge": 1.5, "birge_p": 0.04, "pooled_factor": factor}
+    text = render(report.TEMPLATE, ctx)
+    assert expected in text and text.count("scatter more than their errors predict") == 1
+
+
 def test_generalization_report_renders_byte_identical_from_tracked_outputs(tracked_params):
     """generalize's report from its tracked outputs; the row count (the dataset, DVC-cached) is the random
     protocol's n in variants.csv, which scores every row."""
