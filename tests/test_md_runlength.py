@@ -90,6 +90,20 @@ def test_length_factor_reaches_the_target_and_no_less():
         runlength.length_factor_for_ea([], target_half_width=0.1, z=1.96)
 
 
+def test_length_factor_with_the_reference_runs_growing_too():
+    reference = runlength.ArrheniusPoints((800.0, 1100.0, 1400.0), (0.4, 0.23, 0.14), 1.5)
+    wide = runlength.FitPoints((600.0, 800.0), (0.3, 0.3), 1.0, 0.2)
+    both = runlength.FitPoints(wide.temperatures, wide.rel_errors, wide.inflation, 0.2, reference)
+    # the reported reference error is the anchor: unchanged at factor 1, shrinking as its runs grow
+    assert both.difference_error(1.0) == pytest.approx(wide.difference_error(1.0))
+    shrink = reference.ea_error(9.0) / reference.ea_error()
+    assert both.difference_error(9.0) == pytest.approx(math.hypot(wide.ea_error(9.0), 0.2 * shrink))
+    factor = runlength.length_factor_for_ea([both], target_half_width=0.1, z=1.96)
+    assert runlength.length_factor_for_ea([wide], target_half_width=0.1, z=1.96) == math.inf
+    assert 1.0 < factor < math.inf
+    assert 1.96 * both.difference_error(factor) <= 0.1 < 1.96 * both.difference_error(factor / 1.01)
+
+
 def test_validation_config_runs_at_the_protocol_temperatures():
     """md=validation: trustworthy AIMD materials at md.validation_temperatures, long enough for the analysis."""
     from superionic.config import compose

@@ -153,6 +153,9 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     assert row["length_factor"] == runlength.length_factor_for_ea([points["mp-1"]], target_half_width=0.1,
                                                                   z=report.Z95)  # fmt: skip
     assert (v["pooled_factor"] > 1) == (v["pooled"]["half_width"] > 0.1)
+    # the factor with the AIMD runs growing too is given only where MLIP runs alone never do it
+    assert (row["length_factor_with_aimd"] is None) == math.isfinite(row["length_factor"])
+    assert (v["pooled_factor_with_aimd"] is None) == math.isfinite(v["pooled_factor"])
     assert (v["more_atom_steps"] > 0) == (v["pooled_factor"] > 1)
     # the plan with a material the validation run left out
     real_plan = report.validation_plan

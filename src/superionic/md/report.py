@@ -18,7 +18,7 @@ from superionic import files
 from superionic.io import write_csv, write_json, write_text
 from superionic.md import aimd, mlip, plots
 from superionic.md import tables as T
-from superionic.md.runlength import FitPoints, length_factor_for_ea
+from superionic.md.runlength import ArrheniusPoints, FitPoints, length_factor_for_ea
 from superionic.reports.render import link
 from superionic.reports.render import render as render_template
 from superionic.stage import StageResult, stage
@@ -258,6 +258,15 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
     mlip_fits = T.read_csv(vdir / mlip.FITS_CSV)
     resolution = float(md.validation_resolution_ev)
     points = fit_points(mlip_runs, mlip_fits, comp)
+    # where MLIP runs alone cannot do it: the factor with the AIMD runs growing too
+    both_points = (fit_points(mlip_runs, mlip_fits, comp, T.read_csv(vdir / aimd.RUNS_CSV), T.read_csv(vdir / aimd.FITS_CSV))
+                   if (vdir / aimd.RUNS_CSV).exists() and (vdir / aimd.FITS_CSV).exists() else {})  # fmt: skip
+
+    def with_aimd(materials: list[str], factor: float) -> float | None:
+        if math.isfinite(factor) or not materials or not all(m in both_points for m in materials):
+            return None
+        return length_factor_for_ea([both_points[m] for m in materials], target_half_width=resolution, z=Z95)
+
     rows = []
     for r in _records(comp):
         both = math.isfinite(r[C_DEA]) and math.isfinite(r[C_DEA_ERR])
@@ -269,7 +278,8 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
                      "ea_mlip": interval95(r[C_EA_MLIP], r[C_EA_MLIP_ERR]) if math.isfinite(r[C_EA_MLIP]) else None,
                      "dea": interval95(r[C_DEA], r[C_DEA_ERR]) if both else None,
                      "t_aimd": _temperatures(r.get(C_T_AIMD)), "t_mlip": _temperatures(r.get(C_T_MLIP)),
-                     "length_factor": factor, "mlip_status": r["mlip_status"]})  # fmt: skip
+                     "length_factor": factor, "mlip_status": r["mlip_status"],
+                     "length_factor_with_aimd": with_aimd([material] if material in points else [], factor)})  # fmt: skip
     pooled = (interval95(metrics["dEa_weighted_mean_eV"], metrics["dEa_weighted_mean_err_eV"])
               if metrics.get("n_materials_both_fits") else None)  # fmt: skip
     both = comp[np.isfinite(comp[C_DEA].to_numpy(float)) & np.isfinite(comp[C_DEA_ERR].to_numpy(float))]
@@ -307,6 +317,7 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
         "left_atom_steps": left_atom_steps,
         "left_hours": left_atom_steps / rate / 3600 if rate and math.isfinite(rate) else math.nan,
         "resolution": resolution, "pooled_factor": pooled_factor, "more_atom_steps": more_atom_steps,
+        "pooled_factor_with_aimd": with_aimd(list(points), pooled_factor),
         "more_hours": more_atom_steps / rate / 3600 if rate and math.isfinite(rate) else math.nan,
     }
 
@@ -324,23 +335,36 @@ def _temperatures(value) -> str:
     return value if isinstance(value, str) else ""
 
 
-def fit_points(mlip_runs: pd.DataFrame, mlip_fits: pd.DataFrame, comp: pd.DataFrame) -> dict[str, FitPoints]:
+def arrhenius_points(runs: pd.DataFrame, fits: pd.DataFrame, material: str) -> ArrheniusPoints | None:
+    """A material's fit as :mod:`~superionic.md.runlength` lengthens it: its used runs' temperatures
+    and RSD(D), and its chi^2/dof; None when fewer than 2 of its runs are among these outputs."""
+    used = runs[(runs[T.COL_MATERIAL] == material) & runs[T.COL_USED].astype(bool)]
+    if len(used) < 2 or material not in set(fits[T.COL_MATERIAL]):
+        return None
+    chi2 = float(fits.set_index(T.COL_MATERIAL).loc[material, T.COL_CHI2_RED])
+    return ArrheniusPoints(tuple(used[T.COL_T].astype(float)), tuple(used[T.COL_RSD].astype(float)),
+                           max(1.0, chi2) if math.isfinite(chi2) else 1.0)  # fmt: skip
+
+
+def fit_points(mlip_runs: pd.DataFrame, mlip_fits: pd.DataFrame, comp: pd.DataFrame,
+               aimd_runs: pd.DataFrame | None = None, aimd_fits: pd.DataFrame | None = None) -> dict[str, FitPoints]:  # fmt: skip
     """Per material with an Arrhenius fit in both methods: the MLIP fit's points and the AIMD
-    fit's Ea error, what :func:`~superionic.md.runlength.length_factor_for_ea` extends."""
-    fits = mlip_fits.set_index(T.COL_MATERIAL)
+    fit's Ea error, what :func:`~superionic.md.runlength.length_factor_for_ea` extends; given
+    the AIMD runs and fits, their points too, so that the AIMD runs grow with the MLIP's."""
     out = {}
     for r in _records(comp):
         material = r[T.COL_MATERIAL]
         if not (math.isfinite(r[C_DEA]) and math.isfinite(r[C_EA_AIMD_ERR])):
             continue
-        used = mlip_runs[(mlip_runs[T.COL_MATERIAL] == material) & mlip_runs[T.COL_USED].astype(bool)]
-        if len(used) < 2:  # the runs behind the fit are not among these outputs: nothing to lengthen
+        points = arrhenius_points(mlip_runs, mlip_fits, material)
+        if points is None:  # the runs behind the fit are not among these outputs: nothing to lengthen
             continue
-        chi2 = float(fits.loc[material, T.COL_CHI2_RED])
-        out[material] = FitPoints(tuple(used[T.COL_T].astype(float)), tuple(used[T.COL_RSD].astype(float)),
-                                  max(1.0, chi2) if math.isfinite(chi2) else 1.0, float(r[C_EA_AIMD_ERR]))  # fmt: skip
+        reference = arrhenius_points(aimd_runs, aimd_fits, material) if aimd_runs is not None else None
+        if aimd_runs is not None and reference is None:
+            continue
+        out[material] = FitPoints(points.temperatures, points.rel_errors, points.inflation,
+                                  float(r[C_EA_AIMD_ERR]), reference)  # fmt: skip
     return out
-
 
 def context(
     cfg: DictConfig,

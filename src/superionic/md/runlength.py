@@ -137,20 +137,36 @@ def rsd_after_lengthening(rel_error: float, factor: float) -> float:
 
 
 @dataclass(frozen=True)
-class FitPoints:
-    """One Arrhenius fit's points as far as its Ea error goes: temperatures, RSD(D) per point,
-    the chi^2/dof inflation of its covariance, and the error of the fit it is compared with
-    (which longer runs of this one cannot shrink)."""
+class ArrheniusPoints:
+    """One Arrhenius fit's points as far as its Ea error goes: temperatures, RSD(D) per point
+    and the chi^2/dof inflation of its covariance."""
 
     temperatures: tuple[float, ...]
     rel_errors: tuple[float, ...]
     inflation: float
+
+    def ea_error(self, factor: float = 1.0) -> float:
+        """1-sigma error of this fit's Ea with every run ``factor`` times longer."""
+        errs = [rsd_after_lengthening(e, factor) for e in self.rel_errors]
+        return ea_error(self.temperatures, errs, self.inflation)
+
+
+@dataclass(frozen=True)
+class FitPoints(ArrheniusPoints):
+    """The fit that is lengthened and the error of the fit it is compared with, which longer
+    runs of this one cannot shrink; given ``other``, the compared fit's points, its runs
+    grow by the same factor and ``other_error`` shrinks with them."""
+
     other_error: float
+    other: ArrheniusPoints | None = None
 
     def difference_error(self, factor: float) -> float:
-        """1-sigma error of Ea(this) - Ea(other) with every run of this fit ``factor`` times longer."""
-        errs = [rsd_after_lengthening(e, factor) for e in self.rel_errors]
-        return math.hypot(ea_error(self.temperatures, errs, self.inflation), self.other_error)
+        """1-sigma error of Ea(this) - Ea(other) with the runs ``factor`` times longer."""
+        other = self.other_error
+        if self.other is not None:
+            # scaled, not recomputed: the compared fit's reported error stays the anchor
+            other *= self.other.ea_error(factor) / self.other.ea_error()
+        return math.hypot(self.ea_error(factor), other)
 
 
 def length_factor_for_ea(fits: Sequence[FitPoints], *, target_half_width: float, z: float,
