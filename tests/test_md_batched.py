@@ -189,7 +189,8 @@ def test_a_stopped_stage_continues_its_runs_from_their_checkpoints(model, tmp_pa
             "temperatures": [], "steps": 0, "runs_only": [],
             "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 12}]}  # fmt: skip
     cfg = OmegaConf.create(base)
-    uninterrupted, _, _ = mlip.simulate_all({"LiCl": licl()}, cfg, 0, tmp_path / "whole", resume=True)
+    uninterrupted, _, timings = mlip.simulate_all({"LiCl": licl()}, cfg, 0, tmp_path / "whole", resume=True)
+    assert timings[0]["resumed_after_s"] == 0.0
 
     real_save = mlip._save_checkpoint
 
@@ -207,8 +208,27 @@ def test_a_stopped_stage_continues_its_runs_from_their_checkpoints(model, tmp_pa
     other = mlip.run_identity({**base, "material": "LiCl", "temperature": 600.0, "steps": 14, "structure": licl()},
                               OmegaConf.create(base), 0)  # fmt: skip
     assert mlip.load_checkpoint(run, other) is None
-    continued, _, _ = mlip.simulate_all({"LiCl": licl()}, cfg, 0, tmp_path / "pieces", resume=True)
+    with np.load(mlip.checkpoint_path(run)) as saved:
+        carried_s = float(saved["elapsed_s"])
+    continued, _, timings = mlip.simulate_all({"LiCl": licl()}, cfg, 0, tmp_path / "pieces", resume=True)
     np.testing.assert_array_equal(continued[0].displacements, uninterrupted[0].displacements)
+    # the interrupted invocation's time, which no timing file recorded, travels with the checkpoint
+    assert carried_s > 0 and timings[0]["resumed_after_s"] == pytest.approx(carried_s, abs=1e-3)
     assert run.exists() and not mlip.checkpoint_path(run).exists()
     with pytest.raises(ValueError, match="needs md.mlip.batch=true"):
         mlip.simulate_all({"LiCl": licl()}, OmegaConf.create(dict(base, batch=False)), 0, tmp_path / "ase")
+
+
+def test_wall_clock_adds_earlier_and_interrupted_invocations_once():
+    previous = {"cumulative_wall_s": 1000.0}
+    fresh = {"reused": False, "resumed_after_s": 0.0}
+    # nothing reused: the earlier timing file is another protocol's, not added
+    assert mlip.wall_clock(50.0, previous, [fresh])["cumulative_wall_s"] == 50.0
+    reused = {"reused": True, "resumed_after_s": 0.0}
+    # two runs continued from one interrupted invocation's side-by-side batches: its time counts once
+    resumed = [{"reused": False, "resumed_after_s": 300.0}, {"reused": False, "resumed_after_s": 280.0}]
+    w = mlip.wall_clock(50.0, previous, [reused, *resumed])
+    assert w == {"total_wall_s": 50.0, "cumulative_wall_s": 1350.0, "interrupted_wall_s": 300.0,
+                 "reused_runs": 1, "resumed_runs": 2}  # fmt: skip
+    # timing files written before checkpoints carried their time read as nothing interrupted
+    assert mlip.wall_clock(50.0, {"total_wall_s": 70.0}, [{"reused": True}])["cumulative_wall_s"] == 120.0

@@ -538,6 +538,9 @@ def simulate_all(
         for i, job in enumerate(jobs):
             if i not in reused and mlip.batch:
                 job["restart"] = load_checkpoint(Path(job["save_to"]), job["identity"])
+    # production time a checkpoint carries from the interrupted invocation that wrote it
+    resumed_after = {i: float(job["restart"]["elapsed_s"]) for i, job in enumerate(jobs)
+                     if job.get("restart") is not None}  # fmt: skip
     for i in reused:
         log.info("%s %g K: reusing the finished run in %s", jobs[i]["material"], jobs[i]["temperature"],
                  jobs[i]["save_to"])  # fmt: skip
@@ -582,6 +585,7 @@ def simulate_all(
                  temperature, timing.n_atoms, timing.steps, timing.ms_per_step,
                  timing.us_per_atom_step)  # fmt: skip
         timings.append({"run": traj.source, "n_atoms": timing.n_atoms, "steps": timing.steps, "reused": i in reused,
+                        "resumed_after_s": round(resumed_after.get(i, 0.0), 3),
                         "wall_s": round(timing.wall_s, 3),
                         "ms_per_step": round(timing.ms_per_step, 3),
                         "us_per_atom_step": round(timing.us_per_atom_step, 3)})  # fmt: skip
@@ -650,6 +654,23 @@ def prune_stale_runs(traj_dir: Path, keep_runs: Sequence[Path]) -> list[Path]:
     return stale
 
 
+def wall_clock(total_wall_s: float, previous: Mapping, timings: Sequence[Mapping]) -> dict:
+    """This invocation's wall clock and the protocol's so far (``cumulative_wall_s``).
+
+    Reused runs bring the earlier invocation's cumulative time (``previous``, its
+    timing file). An interrupted invocation wrote no timing file: its time is what
+    the checkpoints it left carry (``resumed_after_s`` of the runs continued from
+    them), the longest of them since its batches ran side by side; its start-up
+    and equilibration are not included, so that part is a lower bound.
+    """
+    n_reused = sum(bool(t["reused"]) for t in timings)
+    earlier = float(previous.get("cumulative_wall_s", previous.get("total_wall_s", 0.0))) if n_reused else 0.0
+    interrupted = max((float(t.get("resumed_after_s", 0.0)) for t in timings), default=0.0)
+    return {"total_wall_s": round(total_wall_s, 1), "cumulative_wall_s": round(total_wall_s + earlier + interrupted, 1),
+            "interrupted_wall_s": round(interrupted, 1), "reused_runs": n_reused,
+            "resumed_runs": sum(float(t.get("resumed_after_s", 0.0)) > 0 for t in timings)}  # fmt: skip
+
+
 @stage("mlip-md", sections=["md", "seed"])
 def run_stage(cfg: DictConfig) -> StageResult:
     md = cfg.md
@@ -668,9 +689,6 @@ def run_stage(cfg: DictConfig) -> StageResult:
     trajectories, unstable, timings = simulate_all(structures, md.mlip, int(cfg.seed), traj_dir, cfg.cluster,
                                                    resume=resume, previous_wall_s=previous_wall)  # fmt: skip
     total_wall = time.perf_counter() - start
-    n_reused = sum(t["reused"] for t in timings)
-    # a resumed run's wall clock adds the earlier invocation's
-    earlier_wall = float(previous.get("cumulative_wall_s", previous.get("total_wall_s", 0.0))) if n_reused else 0.0
     # analyse exactly the stored (float32) data, as a later re-analysis would
     stored = [load_trajectory(trajectory_path(traj_dir, t.material, t.temperature))[0]
               for t in trajectories]  # fmt: skip
@@ -693,9 +711,7 @@ def run_stage(cfg: DictConfig) -> StageResult:
         "device": resolve_device(md.mlip.device),
         "threads": int(md.mlip.threads),
         "n_jobs": int(md.mlip.n_jobs),
-        "total_wall_s": round(total_wall, 1),
-        "cumulative_wall_s": round(total_wall + earlier_wall, 1),
-        "reused_runs": n_reused,
+        **wall_clock(total_wall, previous, timings),
         "production_steps": n_steps,
         # all runs together, parallel jobs included
         "steps_per_s_overall": round(n_steps / max(total_wall, 1e-9), 3),
