@@ -120,3 +120,11 @@ def test_validation_config_runs_at_the_protocol_temperatures():
         assert steps * md.mlip.timestep_fs / 1000 >= md.mlip.min_duration_ps
         assert steps // md.mlip.sample_interval >= md.analysis.min_frames
     assert md.mlip.batch and not md.mlip.materials
+
+
+def test_factor_for_rsd_inverts_the_lengthening():
+    factor = runlength.factor_for_rsd(0.406, 0.3)
+    assert runlength.rsd_after_lengthening(0.406, factor) == pytest.approx(0.3)
+    assert runlength.factor_for_rsd(0.2, 0.3) == 1.0
+    with pytest.raises(ValueError, match="floor"):
+        runlength.factor_for_rsd(0.3, 0.04)

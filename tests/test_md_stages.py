@@ -153,6 +153,11 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     assert row["length_factor"] == runlength.length_factor_for_ea([points["mp-1"]], target_half_width=0.1,
                                                                   z=report.Z95)  # fmt: skip
     assert (v["pooled_factor"] > 1) == (v["pooled"]["half_width"] > 0.1)
+    # every fitted run above the protocol's RSD target is named, with the length that reaches it
+    vruns = T.read_csv(vdir / mlip.RUNS_CSV)
+    short = vruns[vruns[T.COL_USED].astype(bool) & (vruns[T.COL_RSD] > cfg.md.validation_rsd)]
+    assert [(x["temperature"], x["rsd"]) for x in v["above_rsd"]] == list(zip(short[T.COL_T], short[T.COL_RSD]))
+    assert all(x["factor"] > 1 for x in v["above_rsd"])
     # the factor with the AIMD runs growing too is given only where MLIP runs alone never do it
     assert (row["length_factor_with_aimd"] is None) == math.isfinite(row["length_factor"])
     assert (v["pooled_factor_with_aimd"] is None) == math.isfinite(v["pooled_factor"])

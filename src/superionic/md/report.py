@@ -18,7 +18,7 @@ from superionic import files
 from superionic.io import write_csv, write_json, write_text
 from superionic.md import aimd, mlip, plots
 from superionic.md import tables as T
-from superionic.md.runlength import ArrheniusPoints, FitPoints, length_factor_for_ea
+from superionic.md.runlength import ArrheniusPoints, FitPoints, factor_for_rsd, length_factor_for_ea
 from superionic.reports.render import link
 from superionic.reports.render import render as render_template
 from superionic.stage import StageResult, stage
@@ -316,6 +316,11 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
                  for m, g in left.groupby(T.COL_MATERIAL, sort=True)] if not left.empty else [],  # fmt: skip
         "left_atom_steps": left_atom_steps,
         "left_hours": left_atom_steps / rate / 3600 if rate and math.isfinite(rate) else math.nan,
+        # fitted runs short of the protocol's RSD(D) target, and how much longer each must be
+        "above_rsd": [{"formula": r[T.COL_FORMULA], "temperature": float(r[T.COL_T]), "rsd": float(r[T.COL_RSD]),
+                       "factor": factor_for_rsd(float(r[T.COL_RSD]), float(md.validation_rsd))}
+                      for r in _records(mlip_runs) if bool(r[T.COL_USED]) and float(r[T.COL_RSD]) > float(md.validation_rsd)],  # fmt: skip
+        "target_rsd": float(md.validation_rsd),
         "resolution": resolution, "pooled_factor": pooled_factor, "more_atom_steps": more_atom_steps,
         "pooled_factor_with_aimd": with_aimd(list(points), pooled_factor),
         "more_hours": more_atom_steps / rate / 3600 if rate and math.isfinite(rate) else math.nan,

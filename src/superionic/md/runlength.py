@@ -136,6 +136,14 @@ def rsd_after_lengthening(rel_error: float, factor: float) -> float:
     return (rel_error - HE_RSD_B) / math.sqrt(factor) + HE_RSD_B
 
 
+def factor_for_rsd(rel_error: float, target_rsd: float) -> float:
+    """How many times longer a run of He et al. RSD ``rel_error`` must be to reach ``target_rsd``
+    (1 when it does; the inverse of :func:`rsd_after_lengthening`)."""
+    if target_rsd <= HE_RSD_B:
+        raise ValueError(f"target RSD must exceed the He et al. floor {HE_RSD_B}, got {target_rsd}")
+    return max(1.0, ((rel_error - HE_RSD_B) / (target_rsd - HE_RSD_B)) ** 2)
+
+
 @dataclass(frozen=True)
 class ArrheniusPoints:
     """One Arrhenius fit's points as far as its Ea error goes: temperatures, RSD(D) per point
