@@ -256,7 +256,7 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
             if not plan.empty else plan)  # fmt: skip
     left_atom_steps = float(left["atom_steps"].sum()) if not left.empty else 0.0
     mlip_fits = T.read_csv(vdir / mlip.FITS_CSV)
-    resolution = float(md.validation_resolution_ev)
+    resolution, target_rsd = float(md.validation_resolution_ev), float(md.validation_rsd)
     points = fit_points(mlip_runs, mlip_fits, comp)
     # where MLIP runs alone cannot do it: the factor with the AIMD runs growing too
     both_points = (fit_points(mlip_runs, mlip_fits, comp, T.read_csv(vdir / aimd.RUNS_CSV), T.read_csv(vdir / aimd.FITS_CSV))
@@ -318,9 +318,9 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
         "left_hours": left_atom_steps / rate / 3600 if rate and math.isfinite(rate) else math.nan,
         # fitted runs short of the protocol's RSD(D) target, and how much longer each must be
         "above_rsd": [{"formula": r[T.COL_FORMULA], "temperature": float(r[T.COL_T]), "rsd": float(r[T.COL_RSD]),
-                       "factor": factor_for_rsd(float(r[T.COL_RSD]), float(md.validation_rsd))}
-                      for r in _records(mlip_runs) if bool(r[T.COL_USED]) and float(r[T.COL_RSD]) > float(md.validation_rsd)],  # fmt: skip
-        "target_rsd": float(md.validation_rsd),
+                       "factor": factor_for_rsd(float(r[T.COL_RSD]), target_rsd)}
+                      for r in _records(mlip_runs) if bool(r[T.COL_USED]) and float(r[T.COL_RSD]) > target_rsd],  # fmt: skip
+        "target_rsd": target_rsd,
         "resolution": resolution, "pooled_factor": pooled_factor, "more_atom_steps": more_atom_steps,
         "pooled_factor_with_aimd": with_aimd(list(points), pooled_factor),
         "more_hours": more_atom_steps / rate / 3600 if rate and math.isfinite(rate) else math.nan,
@@ -370,6 +370,7 @@ def fit_points(mlip_runs: pd.DataFrame, mlip_fits: pd.DataFrame, comp: pd.DataFr
         out[material] = FitPoints(points.temperatures, points.rel_errors, points.inflation,
                                   float(r[C_EA_AIMD_ERR]), reference)  # fmt: skip
     return out
+
 
 def context(
     cfg: DictConfig,

@@ -139,9 +139,8 @@ def rsd_after_lengthening(rel_error: float, factor: float) -> float:
 def factor_for_rsd(rel_error: float, target_rsd: float) -> float:
     """How many times longer a run of He et al. RSD ``rel_error`` must be to reach ``target_rsd``
     (1 when it does; the inverse of :func:`rsd_after_lengthening`)."""
-    if target_rsd <= HE_RSD_B:
-        raise ValueError(f"target RSD must exceed the He et al. floor {HE_RSD_B}, got {target_rsd}")
-    return max(1.0, ((rel_error - HE_RSD_B) / (target_rsd - HE_RSD_B)) ** 2)
+    # N_eff grows with the length: the hops the target needs over the hops this run had
+    return max(1.0, hops_needed(target_rsd) * ((rel_error - HE_RSD_B) / HE_RSD_A) ** 2)
 
 
 @dataclass(frozen=True)
