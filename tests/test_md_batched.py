@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -97,9 +99,10 @@ def test_simulate_all_batched_writes_the_standard_run_files(model, tmp_path):
         assert a.source == b.source
         np.testing.assert_allclose(a.displacements, b.displacements, atol=1e-4)
     files = sorted(p.name for p in (tmp_path / "True" / "LiCl").iterdir())
-    assert files == sorted(p.name for p in (tmp_path / "False" / "LiCl").iterdir())
-    assert files == ["600K.extxyz", "600K.npz", "600K_log.csv", "600K_run.json",
-                     "900K.extxyz", "900K.npz", "900K_log.csv", "900K_run.json"]  # fmt: skip
+    # the fast engine also keeps each run's end state, from which a longer run continues
+    assert files == sorted([p.name for p in (tmp_path / "False" / "LiCl").iterdir()] + ["600K_end.npz", "900K_end.npz"])
+    assert files == ["600K.extxyz", "600K.npz", "600K_end.npz", "600K_log.csv", "600K_run.json",
+                     "900K.extxyz", "900K.npz", "900K_end.npz", "900K_log.csv", "900K_run.json"]  # fmt: skip
     frames = read(tmp_path / "True" / "LiCl" / "600K.extxyz", index=":")
     assert len(frames) == 4 and frames[-1].info["step"] == 6
 
@@ -229,6 +232,77 @@ def test_wall_clock_adds_earlier_and_interrupted_invocations_once():
     resumed = [{"reused": False, "resumed_after_s": 300.0}, {"reused": False, "resumed_after_s": 280.0}]
     w = mlip.wall_clock(50.0, previous, [reused, *resumed])
     assert w == {"total_wall_s": 50.0, "cumulative_wall_s": 1350.0, "interrupted_wall_s": 300.0,
-                 "reused_runs": 1, "resumed_runs": 2}  # fmt: skip
+                 "reused_runs": 1, "extended_runs": 0, "redrawn_runs": 0, "resumed_runs": 2}  # fmt: skip
+    # a run extending a finished shorter run brings the earlier invocation's time, as a reused one does
+    extended = {"reused": False, "resumed_after_s": 0.0, "extended_from_steps": 6, "momenta_redrawn": True}
+    w = mlip.wall_clock(50.0, previous, [extended])
+    assert (w["cumulative_wall_s"], w["extended_runs"], w["redrawn_runs"]) == (1050.0, 1, 1)
     # timing files written before checkpoints carried their time read as nothing interrupted
     assert mlip.wall_clock(50.0, {"total_wall_s": 70.0}, [{"reused": True}])["cumulative_wall_s"] == 120.0
+
+
+def test_a_finished_run_extended_from_its_end_state_is_the_longer_run(model, tmp_path):
+    """md.mlip.resume with more steps: a finished run continues from its end state instead of starting afresh."""
+    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0, "batch": True,
+            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
+            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 0, "materials": [],
+            "temperatures": [], "steps": 0, "runs_only": []}  # fmt: skip
+
+    def runs(steps: int):
+        return OmegaConf.create(dict(base, runs=[{"material": "LiCl", "temperature": 600.0, "steps": steps}]))
+
+    whole, _, _ = mlip.simulate_all({"LiCl": licl()}, runs(10), 0, tmp_path / "whole", resume=True)
+    mlip.simulate_all({"LiCl": licl()}, runs(6), 0, tmp_path / "pieces", resume=True)
+    run = tmp_path / "pieces" / "LiCl" / "600K.npz"
+    with np.load(mlip.end_state_path(run)) as end:
+        earlier_s = float(end["elapsed_s"])
+    longer, _, timings = mlip.simulate_all({"LiCl": licl()}, runs(10), 0, tmp_path / "pieces", resume=True)
+    assert (timings[0]["reused"], timings[0]["extended_from_steps"], timings[0]["momenta_redrawn"]) == (False, 6, False)
+    # the earlier part's wall time is carried, and not counted again as an interrupted invocation
+    assert timings[0]["wall_s"] > earlier_s > 0 and timings[0]["resumed_after_s"] == pytest.approx(0.0, abs=1e-6)
+    # the first part comes back from its stored (float32) samples; the rest is the same trajectory exactly
+    np.testing.assert_array_equal(longer[0].displacements.astype(np.float32), whole[0].displacements.astype(np.float32))
+    np.testing.assert_array_equal(longer[0].displacements[:, 4:], whole[0].displacements[:, 4:])
+    saved, _ = mlip.load_trajectory(run)
+    np.testing.assert_array_equal(saved.displacements, whole[0].displacements.astype(np.float32))
+    record = json.loads(mlip.run_record_path(run).read_text(encoding="utf-8"))
+    assert record[mlip.CONTINUED_FROM] == {"steps": 6, "exact": True} and record["steps"] == 10
+    # the extended run is now the finished 10-step run: reused as it is
+    _, _, timings = mlip.simulate_all({"LiCl": licl()}, runs(10), 0, tmp_path / "pieces", resume=True)
+    assert timings[0]["reused"] and timings[0]["extended_from_steps"] == 0
+    # not the same run cut shorter (another seed, or shorter than saved): not extended
+    identity = json.loads(mlip.run_record_path(run).read_text(encoding="utf-8"))
+    identity.pop(mlip.CONTINUED_FROM)
+    assert mlip.extension_state(run, dict(identity, seed=1, steps=14), None) is None
+    assert mlip.extension_state(run, dict(identity, steps=8), None) is None
+
+
+def test_a_finished_run_without_an_end_state_continues_with_fresh_momenta(model, tmp_path):
+    """A run saved before end states were kept: its samples stay, the rest is a statistically valid continuation."""
+    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0, "batch": True,
+            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
+            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 4, "materials": [],
+            "temperatures": [], "steps": 0, "runs_only": []}  # fmt: skip
+
+    def runs(steps: int):
+        return OmegaConf.create(dict(base, runs=[{"material": "LiCl", "temperature": 900.0, "steps": steps}]))
+
+    short, _, _ = mlip.simulate_all({"LiCl": licl()}, runs(6), 0, tmp_path, resume=True)
+    run = tmp_path / "LiCl" / "900K.npz"
+    mlip.end_state_path(run).unlink()
+    longer, thermo, timings = mlip.simulate_all({"LiCl": licl()}, runs(12), 0, tmp_path, resume=True)
+    assert (timings[0]["extended_from_steps"], timings[0]["momenta_redrawn"]) == (6, True)
+    assert longer[0].n_frames == 7
+    stored = short[0].displacements.astype(np.float32).astype(np.float64)
+    np.testing.assert_array_equal(longer[0].displacements[:, :4], stored)
+    # continuous where it was continued: the first new sample is one sample interval on, not a jump
+    step = np.linalg.norm(longer[0].displacements[:, 4] - longer[0].displacements[:, 3], axis=1)
+    assert np.all(np.isfinite(step)) and step.max() < 0.5
+    record = json.loads(mlip.run_record_path(run).read_text(encoding="utf-8"))
+    assert record[mlip.CONTINUED_FROM] == {"steps": 6, "exact": False}
+    # deterministic: the same continuation again gives the same trajectory
+    again_dir = tmp_path / "again"
+    mlip.simulate_all({"LiCl": licl()}, runs(6), 0, again_dir, resume=True)
+    mlip.end_state_path(again_dir / "LiCl" / "900K.npz").unlink()
+    again, _, _ = mlip.simulate_all({"LiCl": licl()}, runs(12), 0, again_dir, resume=True)
+    np.testing.assert_array_equal(again[0].displacements, longer[0].displacements)

@@ -202,6 +202,13 @@ class _System:
     next_report: int = 0
     # production steps between checkpoints (0: none)
     checkpoint_interval: int = 0
+    # the step this invocation started from, and the production wall time
+    # (s) of the invocations before it: a restored run's timing covers all of it
+    start_step: int = 0
+    earlier_wall_s: float = 0.0
+    # of earlier_wall_s, the part of the finished shorter run this one extends
+    # (an earlier timing file has it; an interrupted invocation's part none)
+    extended_wall_s: float = 0.0
 
     @property
     def n_atoms(self) -> int:
@@ -272,7 +279,8 @@ def checkpoint_state(s: _System) -> dict[str, np.ndarray]:
 
     The thermostats keep nothing between steps, so positions, momenta, the
     forces at those positions, the random generator's state and the samples
-    recorded so far are all of it.
+    recorded so far are all of it. At a run's last step it is the run's end
+    state, from which a longer run of the same identity continues.
     """
     import json
 
@@ -280,6 +288,7 @@ def checkpoint_state(s: _System) -> dict[str, np.ndarray]:
     return {
         "step": np.array(s.step), "energy": np.array(s.energy),
         "elapsed_s": np.array(time.perf_counter() - s.started),
+        "extended_wall_s": np.array(s.extended_wall_s),
         "rng_state": np.array(json.dumps(s.rng.bit_generator.state)),
         **{k: getattr(s, k) for k in _STATE_ARRAYS},
         "displacements": s.disp[:, : i + 1], **{f"thermo_{k}": s.thermo[k][: i + 1] for k in _THERMO_KEYS},
@@ -287,8 +296,19 @@ def checkpoint_state(s: _System) -> dict[str, np.ndarray]:
 
 
 def _restore(s: _System, state: Mapping[str, np.ndarray]) -> None:
-    """Put ``s`` (freshly started from its job) in the checkpointed ``state``."""
+    """Put ``s`` (freshly started from its job) in the checkpointed ``state``.
+
+    A state without ``momenta`` (a finished run saved before end states were
+    kept: positions and samples only) continues with momenta drawn afresh from
+    the Maxwell-Boltzmann distribution at the run's temperature, from the
+    state's random stream, and forces evaluated at its positions: in the
+    canonical ensemble momenta are independent of positions, so the
+    continuation samples the same ensemble, though not the trajectory an
+    uninterrupted run would have followed.
+    """
     import json
+
+    from ase import units
 
     step = int(state["step"])
     produced = step - s.equilibration_steps
@@ -298,14 +318,20 @@ def _restore(s: _System, state: Mapping[str, np.ndarray]) -> None:
         raise ValueError(f"{s.label}: checkpoint holds {len(state['positions'])} atoms, the run {s.n_atoms}")
     _begin_production(s)
     i = produced // s.sample_interval
-    s.step, s.energy = step, float(state["energy"])
+    s.step = s.start_step = step
+    s.energy = float(state["energy"]) if "energy" in state else math.nan
+    s.rng.bit_generator.state = json.loads(str(state["rng_state"]))
     for k in _STATE_ARRAYS:
-        setattr(s, k, np.array(state[k], dtype=np.float64))
+        setattr(s, k, np.array(state[k], dtype=np.float64) if k in state else None)
+    if s.momenta is None:
+        p = s.rng.standard_normal(s.positions.shape) * np.sqrt(s.masses * units.kB * s.temperature)
+        s.momenta = p - s.masses * p.sum(axis=0) / s.masses.sum()  # no centre-of-mass drift, as Stationary
     s.disp[:, : i + 1] = state["displacements"]
     for k in _THERMO_KEYS:
         s.thermo[k][: i + 1] = state[f"thermo_{k}"]
-    s.rng.bit_generator.state = json.loads(str(state["rng_state"]))
-    s.started = time.perf_counter() - float(state["elapsed_s"])
+    s.earlier_wall_s = float(state["elapsed_s"])
+    s.extended_wall_s = float(state.get("extended_wall_s", 0.0))
+    s.started = time.perf_counter() - s.earlier_wall_s
     s.next_report = (produced // s.progress_interval + 1) * s.progress_interval
     log.info("%s: continuing from its checkpoint at production step %d", s.label, produced)
 
@@ -356,12 +382,14 @@ def _after_step(s: _System) -> None:
 
 
 def _share(s: _System, elapsed_s: float, atom_steps: int) -> float:
-    """A run's production wall time: its atom-steps at the batch's mean cost per atom-step so far.
+    """A run's production wall time: the atom-steps it ran in this invocation at the batch's mean
+    cost per atom-step so far, plus what earlier invocations spent on it.
 
     The loop also ran equilibration steps; a run's timing, like run_nvt's,
     covers its production steps only.
     """
-    return elapsed_s / max(atom_steps, 1) * s.n_samples * s.sample_interval * s.n_atoms
+    produced_here = s.n_samples * s.sample_interval - max(s.start_step - s.equilibration_steps, 0)
+    return elapsed_s / max(atom_steps, 1) * produced_here * s.n_atoms + s.earlier_wall_s
 
 
 def _result(s: _System, wall_s: float):
@@ -388,16 +416,17 @@ def _result(s: _System, wall_s: float):
 
 
 def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equilibration_tau_fs: float,
-                    on_done: Callable[[int, tuple], None] | None = None,
+                    on_done: Callable[[int, tuple, dict], None] | None = None,
                     on_checkpoint: Callable[[int, dict], None] | None = None):  # fmt: skip
     """Run every job (the keyword arguments of :func:`~superionic.md.mlip.run_nvt`, plus
     ``structure``) together; returns ``(trajectory, thermo, timing)`` per job, in order.
-    ``on_done(index, result)`` is called as each run finishes (to save it at once).
+    ``on_done(index, result, end_state)`` is called as each run finishes (to save it at once).
 
     A job with ``checkpoint_interval`` > 0 hands its :func:`checkpoint_state` to
     ``on_checkpoint(index, state)`` every that many production steps; a job
     with ``restart`` (such a state) continues from it, on the trajectory it
-    would have followed without the interruption.
+    would have followed without the interruption. ``on_done`` also gets the
+    run's end state, from which a longer run continues the same way.
 
     Runs may differ in size, temperature, thermostat, time step and length:
     each leaves the batch when it is done. A run's ``timing.wall_s`` is its
@@ -413,12 +442,16 @@ def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equ
             s.dynamics = THERMOSTATS[s.thermostat](s, s.equilibration_tau_fs)
         else:
             _begin_production(s)
+    # restored without forces (a continued legacy run): evaluated where it now stands
+    unforced = [s for s in systems if s.forces is None]
+    if unforced:
+        _evaluate(potential, unforced)
     start = time.perf_counter()
     results: dict[int, tuple] = {}
 
     def done_atom_steps(finished: _System) -> int:
-        # atom-steps the batch has run by the time `finished` leaves it
-        return sum(min(s.step, finished.step) * s.n_atoms for s in systems)
+        # atom-steps the batch has run in this invocation by the time `finished` leaves it
+        return sum(max(min(s.step, finished.step) - s.start_step, 0) * s.n_atoms for s in systems)
 
     active = [s for s in systems if s.step < s.total_steps]
     while active:
@@ -438,5 +471,7 @@ def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equ
         for s in done:
             results[id(s)] = _result(s, _share(s, time.perf_counter() - start, done_atom_steps(s)))
             if on_done is not None:
-                on_done(next(i for i, x in enumerate(systems) if x is s), results[id(s)])
+                # the run's production wall time (its share of the batch), as its timing says
+                end = checkpoint_state(s) | {"elapsed_s": np.array(results[id(s)][2].wall_s)}
+                on_done(next(i for i, x in enumerate(systems) if x is s), results[id(s)], end)
     return [results[id(s)] for s in systems]

@@ -131,7 +131,8 @@ class MLIPConfig:
     # one process each; false: CHGNet's own ASE loop, one per run
     batch: bool = MISSING
     # keep finished runs in md.out_dir whose saved record matches their run,
-    # instead of starting the folder afresh: a long protocol runs in pieces
+    # instead of starting the folder afresh: a long protocol runs in pieces;
+    # with batch, a run made longer continues its finished shorter run
     resume: bool = MISSING
     # batched runs save their state every this many production steps (a
     # multiple of sample_interval; 0 = never); with resume, a stopped run

@@ -53,6 +53,10 @@ METRICS_JSON = f"{MLIP_DIR}/mlip_metrics.json"
 TIMING_JSON = "mlip_timing.json"
 FIGURE = f"{MLIP_DIR}/mlip_arrhenius.png"
 TRAJ_DIR = "mlip"
+# what a finished run's end state keeps: the state at its last step, not its samples
+END_STATE_KEYS = ("step", "energy", "elapsed_s", "rng_state", "positions", "momenta", "forces", "origin")
+# key of a run record (outside the run's identity) naming the shorter finished run it extends
+CONTINUED_FROM = "continued_from"
 
 THERMOSTATS = tuple(t.value for t in Thermostat)
 DEVICES = tuple(d.value for d in Device)
@@ -390,12 +394,17 @@ def _save_run(target: tuple[str, dict], result: tuple) -> None:
     """A finished run's files and its identity record, written by the process that ran it.
 
     Written as each run ends, so a stopped stage keeps what it finished
-    (``md.mlip.resume`` reuses it).
+    (``md.mlip.resume`` reuses it). The record of a run that extends a shorter
+    one also says which (``continued_from``), outside its identity.
     """
     path, identity = Path(target[0]), target[1]
     traj, thermo, _ = result
     save_run_files(path, traj, thermo)
     write_json(identity, run_record_path(path))
+
+
+def _identity_of(record: Mapping) -> dict:
+    return {k: v for k, v in record.items() if k != CONTINUED_FROM}
 
 
 def _simulate_one(job: dict) -> tuple[Trajectory, dict[str, np.ndarray], MDTiming]:
@@ -405,10 +414,15 @@ def _simulate_one(job: dict) -> tuple[Trajectory, dict[str, np.ndarray], MDTimin
     return result
 
 
-def _save_checkpoint(target: tuple[str, dict], state: dict[str, np.ndarray]) -> None:
-    """A running run's checkpoint, with its identity: a stopped stage continues it (``md.mlip.resume``)."""
-    path, identity = Path(target[0]), target[1]
-    write_npz(checkpoint_path(path), identity=np.array(json.dumps(identity, sort_keys=True)), **state)
+def _save_checkpoint(target: tuple[str, dict], state: dict[str, np.ndarray], *, end: bool = False) -> None:
+    """A running run's checkpoint (or a finished run's end state), with its identity: a stopped stage
+    continues it, a longer run of the same identity continues from the end state (``md.mlip.resume``)."""
+    path, identity = Path(target[0]), _identity_of(target[1])
+    # a checkpoint of a run that extends a shorter one remembers which, for the record it ends with
+    continued = ({CONTINUED_FROM: np.array(json.dumps(target[1][CONTINUED_FROM]))}
+                 if CONTINUED_FROM in target[1] and not end else {})  # fmt: skip
+    write_npz((end_state_path if end else checkpoint_path)(path),
+              identity=np.array(json.dumps(identity, sort_keys=True)), **state, **continued)  # fmt: skip
 
 
 def load_checkpoint(npz_path: Path, identity: dict) -> dict[str, np.ndarray] | None:
@@ -428,8 +442,10 @@ def _simulate_batch(jobs: list[dict]) -> list[tuple[Trajectory, dict[str, np.nda
 
     targets = [(job.pop("save_to"), job.pop("identity")) for job in jobs]
 
-    def done(i: int, result: tuple) -> None:
+    def done(i: int, result: tuple, end_state: dict) -> None:
         _save_run(targets[i], result)
+        # the samples are in the run's files (a longer run rebuilds them from there, float32 as stored)
+        _save_checkpoint(targets[i], {k: v for k, v in end_state.items() if k in END_STATE_KEYS}, end=True)
         checkpoint_path(Path(targets[i][0])).unlink(missing_ok=True)
 
     return run_nvt_batched(jobs, _WORKER["potential"], equilibration_tau_fs=EQUILIBRATION_TAU_FS, on_done=done,
@@ -473,8 +489,9 @@ def batch_groups(costs: Sequence[float], n_groups: int) -> list[list[int]]:
 
 
 def job_cost(job: Mapping) -> float:
-    """Atom-steps of a job, equilibration included: what a batch spends on it."""
-    return float((int(job["equilibration_steps"]) + int(job["steps"])) * len(job["structure"]))
+    """Atom-steps a job has left, equilibration included: what a batch spends on it."""
+    done = int(job["restart"]["step"]) if job.get("restart") is not None else 0
+    return float((int(job["equilibration_steps"]) + int(job["steps"]) - done) * len(job["structure"]))
 
 
 def simulate_all(
@@ -499,7 +516,10 @@ def simulate_all(
     Each run's files are saved as it finishes, with a record of what defines
     it (:func:`run_identity`). ``resume`` reuses a saved run whose record
     matches its job instead of running it again; its timing is taken from
-    ``previous_wall_s`` (run source -> seconds, the earlier timing file).
+    ``previous_wall_s`` (run source -> seconds, the earlier timing file). With
+    the fast engine it also continues a stopped run from its checkpoint, and
+    a finished run that differs only in being shorter from its end
+    (:func:`extension_state`) instead of starting the longer run afresh.
     """
     device = resolve_device(mlip.device)
     if mlip.threads < 1 or mlip.n_jobs < 1:
@@ -538,9 +558,21 @@ def simulate_all(
         for i, job in enumerate(jobs):
             if i not in reused and mlip.batch:
                 job["restart"] = load_checkpoint(Path(job["save_to"]), job["identity"])
-    # production time a checkpoint carries from the interrupted invocation that wrote it
-    resumed_after = {i: float(job["restart"]["elapsed_s"]) for i, job in enumerate(jobs)
-                     if job.get("restart") is not None}  # fmt: skip
+                if job["restart"] is None:
+                    extension = extension_state(Path(job["save_to"]), job["identity"], previous_wall_s)
+                    if extension is not None:
+                        job["restart"], continued = extension
+                        job["identity"] = {**job["identity"], CONTINUED_FROM: continued}
+                        log.info("%s %g K: extending the finished %d-step run (%s)", job["material"],
+                                 job["temperature"], continued["steps"],
+                                 "from its end state" if continued["exact"] else "momenta drawn afresh")  # fmt: skip
+                elif CONTINUED_FROM in job["restart"]:
+                    job["identity"] = {**job["identity"],
+                                       CONTINUED_FROM: json.loads(str(job["restart"].pop(CONTINUED_FROM)))}  # fmt: skip
+    # production time a checkpoint carries from the interrupted invocation that wrote it; the part from
+    # the shorter finished run it extends is in that run's timing file instead
+    resumed_after = {i: float(job["restart"]["elapsed_s"]) - float(job["restart"].get("extended_wall_s", 0.0))
+                     for i, job in enumerate(jobs) if job.get("restart") is not None}  # fmt: skip
     for i in reused:
         log.info("%s %g K: reusing the finished run in %s", jobs[i]["material"], jobs[i]["temperature"],
                  jobs[i]["save_to"])  # fmt: skip
@@ -584,8 +616,11 @@ def simulate_all(
         log.info("%s %g K: %d atoms, %d steps, %.1f ms/step, %.1f us/atom-step", material,
                  temperature, timing.n_atoms, timing.steps, timing.ms_per_step,
                  timing.us_per_atom_step)  # fmt: skip
+        continued = {} if i in reused else job["identity"].get(CONTINUED_FROM, {})
         timings.append({"run": traj.source, "n_atoms": timing.n_atoms, "steps": timing.steps, "reused": i in reused,
                         "resumed_after_s": round(resumed_after.get(i, 0.0), 3),
+                        "extended_from_steps": int(continued.get("steps", 0)),
+                        "momenta_redrawn": continued.get("exact") is False,
                         "wall_s": round(timing.wall_s, 3),
                         "ms_per_step": round(timing.ms_per_step, 3),
                         "us_per_atom_step": round(timing.us_per_atom_step, 3)})  # fmt: skip
@@ -600,6 +635,60 @@ def trajectory_path(traj_dir: Path, material: str, temperature: float) -> Path:
 def checkpoint_path(npz_path: Path) -> Path:
     """A running run's latest checkpoint (``<T>K.npz`` -> ``<T>K_checkpoint.npz``), gone once it finishes."""
     return npz_path.with_name(f"{npz_path.stem}_checkpoint.npz")
+
+
+def end_state_path(npz_path: Path) -> Path:
+    """A finished run's end state (``<T>K.npz`` -> ``<T>K_end.npz``): a longer run continues from it."""
+    return npz_path.with_name(f"{npz_path.stem}_end.npz")
+
+
+def continuation_rng(identity: Mapping, from_steps: int) -> np.random.Generator:
+    """The random stream of a run continued past ``from_steps`` without an end state: not the run's
+    own stream (:func:`run_seed`), whose draws the first part already used."""
+    ss = np.random.SeedSequence(entropy=int(identity["seed"]),
+                                spawn_key=(zlib.crc32(str(identity["material"]).encode()),
+                                           int(round(float(identity["temperature"]))), int(from_steps)))  # fmt: skip
+    return np.random.default_rng(ss)
+
+
+def extension_state(npz_path: Path, identity: dict, previous_wall_s: Mapping[str, float] | None):
+    """``(restart state, continued_from)`` that continues the finished run saved at ``npz_path`` into the
+    longer run ``identity``, or None when that run is not the same run cut shorter.
+
+    From the run's end state the longer run is exactly the one a single
+    invocation would have made (``continued_from["exact"]``). A run saved
+    before end states were kept has positions and samples only: it continues
+    with momenta drawn afresh (:func:`superionic.md.batched._restore`) and a
+    random stream of its own (:func:`continuation_rng`).
+    """
+    record = run_record_path(npz_path)
+    if not all(p.exists() for p in run_files(npz_path)):
+        return None
+    saved = _identity_of(json.loads(record.read_text(encoding="utf-8")))
+    interval = int(identity["sample_interval"])
+    old_steps = int(saved.get("steps", 0)) // interval * interval
+    if ({k: v for k, v in saved.items() if k != "steps"} != {k: v for k, v in identity.items() if k != "steps"}
+            or not 0 < old_steps < int(identity["steps"]) // interval * interval):  # fmt: skip
+        return None
+    traj, thermo = load_trajectory(npz_path)
+    if traj.origin is None or traj.n_frames != old_steps // interval + 1:
+        return None
+    wall = float((previous_wall_s or {}).get(traj.source, 0.0))
+    samples = {"displacements": traj.displacements,
+               **{f"thermo_{k}": thermo[k] for k in ("temperature", "potential_energy", "kinetic_energy")}}  # fmt: skip
+    end_path = end_state_path(npz_path)
+    if end_path.exists():
+        with np.load(end_path) as z:
+            end = {k: z[k] for k in z.files}
+        if json.loads(str(end.pop("identity"))) == saved:
+            return {**end, **samples, "extended_wall_s": end["elapsed_s"]}, {"steps": old_steps, "exact": True}
+    state = {
+        "step": np.array(int(identity["equilibration_steps"]) + old_steps),
+        "positions": traj.origin + traj.displacements[:, -1, :], "origin": np.asarray(traj.origin, dtype=np.float64),
+        "rng_state": np.array(json.dumps(continuation_rng(identity, old_steps).bit_generator.state)),
+        "elapsed_s": np.array(wall), "extended_wall_s": np.array(wall), **samples,
+    }  # fmt: skip
+    return state, {"steps": old_steps, "exact": False}
 
 
 def run_record_path(npz_path: Path) -> Path:
@@ -636,7 +725,7 @@ def load_saved_run(npz_path: Path, identity: dict, previous_wall_s: Mapping[str,
     record = run_record_path(npz_path)
     if not all(p.exists() for p in run_files(npz_path)):
         return None
-    if json.loads(record.read_text(encoding="utf-8")) != identity:
+    if _identity_of(json.loads(record.read_text(encoding="utf-8"))) != identity:
         return None
     traj, thermo = load_trajectory(npz_path)
     steps = (traj.n_frames - 1) * identity["sample_interval"]
@@ -646,7 +735,7 @@ def load_saved_run(npz_path: Path, identity: dict, previous_wall_s: Mapping[str,
 
 def prune_stale_runs(traj_dir: Path, keep_runs: Sequence[Path]) -> list[Path]:
     """Delete files under ``traj_dir`` that belong to none of ``keep_runs`` (their npz paths)."""
-    keep = {p.resolve() for run in keep_runs for p in [*run_files(run), checkpoint_path(run)]}
+    keep = {p.resolve() for run in keep_runs for p in [*run_files(run), checkpoint_path(run), end_state_path(run)]}
     stale = [p for p in traj_dir.rglob("*") if p.is_file() and p.resolve() not in keep] if traj_dir.exists() else []
     for path in stale:
         path.unlink()
@@ -657,17 +746,20 @@ def prune_stale_runs(traj_dir: Path, keep_runs: Sequence[Path]) -> list[Path]:
 def wall_clock(total_wall_s: float, previous: Mapping, timings: Sequence[Mapping]) -> dict:
     """This invocation's wall clock and the protocol's so far (``cumulative_wall_s``).
 
-    Reused runs bring the earlier invocation's cumulative time (``previous``, its
-    timing file). An interrupted invocation wrote no timing file: its time is what
+    Reused runs, and runs that extend a finished shorter run, bring the earlier
+    invocation's cumulative time (``previous``, its timing file). An interrupted invocation wrote no timing file: its time is what
     the checkpoints it left carry (``resumed_after_s`` of the runs continued from
     them), the longest of them since its batches ran side by side; its start-up
     and equilibration are not included, so that part is a lower bound.
     """
     n_reused = sum(bool(t["reused"]) for t in timings)
-    earlier = float(previous.get("cumulative_wall_s", previous.get("total_wall_s", 0.0))) if n_reused else 0.0
+    n_extended = sum(int(t.get("extended_from_steps", 0)) > 0 for t in timings)
+    earlier = (float(previous.get("cumulative_wall_s", previous.get("total_wall_s", 0.0)))
+               if n_reused or n_extended else 0.0)  # fmt: skip
     interrupted = max((float(t.get("resumed_after_s", 0.0)) for t in timings), default=0.0)
     return {"total_wall_s": round(total_wall_s, 1), "cumulative_wall_s": round(total_wall_s + earlier + interrupted, 1),
-            "interrupted_wall_s": round(interrupted, 1), "reused_runs": n_reused,
+            "interrupted_wall_s": round(interrupted, 1), "reused_runs": n_reused, "extended_runs": n_extended,
+            "redrawn_runs": sum(bool(t.get("momenta_redrawn")) for t in timings),
             "resumed_runs": sum(float(t.get("resumed_after_s", 0.0)) > 0 for t in timings)}  # fmt: skip
 
 
