@@ -129,8 +129,8 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     shutil.copytree(out, vdir)
     vcfg = compose(["md=validation", "md.mlip.runs_only=[mp-1]"])
     OmegaConf.save(vcfg, vdir / report.VALIDATION_PARAMS)
-    write_json({"device": "cpu", "threads": 1, "n_jobs": 2, "total_wall_s": 7200.0,
-                "runs": [{"steps": 1000, "n_atoms": 100}]}, vdir / mlip.TIMING_JSON)  # fmt: skip
+    write_json({"device": "cpu", "threads": 1, "n_jobs": 2, "total_wall_s": 7200.0, "extended_runs": 2,
+                "redrawn_runs": 1, "runs": [{"steps": 1000, "n_atoms": 100}]}, vdir / mlip.TIMING_JSON)  # fmt: skip
     # the protocol's temperatures are those the stand-in MLIP runs used: mp-1 is complete
     OmegaConf.update(cfg, "md.validation_temperatures", sorted(mruns[T.COL_T].astype(float).tolist()))
     plan = report.validation_plan(cfg, runs, fits, with_run_settings=True)
@@ -171,6 +171,9 @@ def test_aimd_stage_and_report(tmp_path, aimd_dir, monkeypatch):
     assert "(md-validation)" in text and "Not yet run: mp-2 (Li2S) at " in text
     assert "| MLIP runs × longer to resolve it |" in text
     assert "The numbers to act on come from the validation protocol below" in text
+    # how the lengthened runs were continued, and what the continuation without an end state cannot claim
+    assert "2 lengthened by continuing the finished shorter run" in text
+    assert "1 of them saved before end states were kept and so continued with momenta drawn afresh" in text
     # a validation run's own report does not summarise itself
     assert report.validation_context(OmegaConf.merge(cfg.md, {"report_dir": str(vdir)}), plan) is None
 

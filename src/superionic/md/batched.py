@@ -333,7 +333,7 @@ def _restore(s: _System, state: Mapping[str, np.ndarray]) -> None:
     s.extended_wall_s = float(state.get("extended_wall_s", 0.0))
     s.started = time.perf_counter() - s.earlier_wall_s
     s.next_report = (produced // s.progress_interval + 1) * s.progress_interval
-    log.info("%s: continuing from its checkpoint at production step %d", s.label, produced)
+    log.info("%s: continuing from production step %d", s.label, produced)
 
 
 def _evaluate(potential: BatchedPotential, systems: Sequence[_System]) -> None:

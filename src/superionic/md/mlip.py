@@ -616,7 +616,9 @@ def simulate_all(
         log.info("%s %g K: %d atoms, %d steps, %.1f ms/step, %.1f us/atom-step", material,
                  temperature, timing.n_atoms, timing.steps, timing.ms_per_step,
                  timing.us_per_atom_step)  # fmt: skip
-        continued = {} if i in reused else job["identity"].get(CONTINUED_FROM, {})
+        # how the run came to its length: this invocation's extension, or a reused run's record
+        continued = (saved_continuation(Path(job["save_to"])) if i in reused
+                     else job["identity"].get(CONTINUED_FROM, {}))  # fmt: skip
         timings.append({"run": traj.source, "n_atoms": timing.n_atoms, "steps": timing.steps, "reused": i in reused,
                         "resumed_after_s": round(resumed_after.get(i, 0.0), 3),
                         "extended_from_steps": int(continued.get("steps", 0)),
@@ -717,6 +719,11 @@ def run_identity(job: Mapping, mlip: DictConfig, seed: int) -> dict:
     }  # fmt: skip
 
 
+def saved_continuation(npz_path: Path) -> dict:
+    """The ``continued_from`` of a saved run's record: which shorter run it extends ({} if none)."""
+    return json.loads(run_record_path(npz_path).read_text(encoding="utf-8")).get(CONTINUED_FROM, {})
+
+
 def load_saved_run(npz_path: Path, identity: dict, previous_wall_s: Mapping[str, float] | None):
     """``(trajectory, thermo, timing)`` of a saved run whose record equals ``identity``, else None.
 
@@ -747,7 +754,8 @@ def wall_clock(total_wall_s: float, previous: Mapping, timings: Sequence[Mapping
     """This invocation's wall clock and the protocol's so far (``cumulative_wall_s``).
 
     Reused runs, and runs that extend a finished shorter run, bring the earlier
-    invocation's cumulative time (``previous``, its timing file). An interrupted invocation wrote no timing file: its time is what
+    invocation's cumulative time (``previous``, its timing file); runs extended
+    in any invocation are counted as such. An interrupted invocation wrote no timing file: its time is what
     the checkpoints it left carry (``resumed_after_s`` of the runs continued from
     them), the longest of them since its batches ran side by side; its start-up
     and equilibration are not included, so that part is a lower bound.

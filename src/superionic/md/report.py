@@ -310,7 +310,8 @@ def validation_context(md: DictConfig, plan: pd.DataFrame) -> dict | None:
         "n_pairs": metrics.get("n_same_T_pairs", 0),
         "pairs": [{"material": p[T.COL_MATERIAL], "temperature": p[T.COL_T], "dlog10_d": p["dlog10_D_mlip_minus_aimd"],
                    "err": math.hypot(p[C_LD_AIMD_ERR], p[C_LD_MLIP_ERR])} for p in _records(pairs)],  # fmt: skip
-        "wall_h": (wall_s or math.nan) / 3600, "n_reused": timing.get("reused_runs", 0), "n_resumed": timing.get("resumed_runs", 0), "atom_steps": atom_steps, "rate": rate,
+        "wall_h": (wall_s or math.nan) / 3600, "n_reused": timing.get("reused_runs", 0), "n_resumed": timing.get("resumed_runs", 0),
+        "n_extended": timing.get("extended_runs", 0), "n_redrawn": timing.get("redrawn_runs", 0), "atom_steps": atom_steps, "rate": rate,
         "device": timing.get("device", "?"), "n_jobs": timing.get("n_jobs", "?"), "threads": timing.get("threads", "?"),
         "left": [{"material": m, "formula": g[T.COL_FORMULA].iloc[0], "temperatures": sorted(g[T.COL_T].astype(float))}
                  for m, g in left.groupby(T.COL_MATERIAL, sort=True)] if not left.empty else [],  # fmt: skip
