@@ -133,6 +133,9 @@ def test_progress_without_a_length_and_when_stopped_early(caplog):
 def test_progress_line_formats_counts_and_eta():
     assert progress_line("m 900 K", 250, 1000, 30.0) == "m 900 K: step 250/1000 (25%), elapsed 0:00:30, ETA 0:01:30"
     assert progress_line("m", 0, 10, 0.0).endswith("ETA ?")
+    # continued at step 200 after 100 s: 50 steps in the 30 s since, 750 left at that rate
+    assert progress_line("m", 250, 1000, 130.0, resumed_at=(200, 100.0)).endswith("elapsed 0:02:10, ETA 0:07:30")
+    assert progress_line("m", 200, 1000, 100.0, resumed_at=(200, 100.0)).endswith("ETA ?")
     assert progress_line("ensemble lgbm", 3, 5, 3725.4, unit="") == \
         "ensemble lgbm: 3/5 (60%), elapsed 1:02:05, ETA 0:41:24"  # fmt: skip
 

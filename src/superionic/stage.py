@@ -90,15 +90,19 @@ def format_duration(seconds: float) -> str:
     return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
-def progress_line(label: str, done: int, total: int | None, elapsed_s: float, unit: str = "step") -> str:
+def progress_line(label: str, done: int, total: int | None, elapsed_s: float, unit: str = "step",
+                  resumed_at: tuple[int, float] = (0, 0.0)) -> str:  # fmt: skip
     """'<label>: <unit> done/total (pct), elapsed, ETA' with the ETA from the mean rate so far.
 
     Without a total: '<label>: <unit> done, elapsed'. An empty ``unit`` leaves the word out.
+    Work continued from an earlier invocation gives ``resumed_at`` (done, elapsed_s) where
+    this one began: the ETA then comes from this invocation's rate, not the earlier one's.
     """
     head = f"{label}: {unit} " if unit else f"{label}: "
     if total is None:
         return f"{head}{done}, elapsed {format_duration(elapsed_s)}"
-    eta = elapsed_s / done * (total - done) if done > 0 else math.inf
+    done_here, elapsed_here = done - resumed_at[0], elapsed_s - resumed_at[1]
+    eta = elapsed_here / done_here * (total - done) if done_here > 0 else math.inf
     return (f"{head}{done}/{total} ({100.0 * done / max(total, 1):.0f}%), "
             f"elapsed {format_duration(elapsed_s)}, ETA {format_duration(eta)}")  # fmt: skip
 

@@ -376,7 +376,8 @@ def _after_step(s: _System) -> None:
     i = produced // s.sample_interval
     _record(s, i)
     if produced >= s.next_report or i == s.n_samples:
-        line = progress_line(s.label, produced, s.n_samples * s.sample_interval, time.perf_counter() - s.started)
+        line = progress_line(s.label, produced, s.n_samples * s.sample_interval, time.perf_counter() - s.started,
+                             resumed_at=(max(s.start_step - s.equilibration_steps, 0), s.earlier_wall_s))  # fmt: skip
         log.info("%s, T %.0f K, E_pot %.3f eV", line, s.thermo["temperature"][i], s.thermo["potential_energy"][i])
         s.next_report = (produced // s.progress_interval + 1) * s.progress_interval
 
