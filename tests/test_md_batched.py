@@ -267,9 +267,9 @@ def test_a_finished_run_extended_from_its_end_state_is_the_longer_run(model, tmp
     np.testing.assert_array_equal(saved.displacements, whole[0].displacements.astype(np.float32))
     record = json.loads(mlip.run_record_path(run).read_text(encoding="utf-8"))
     assert record[mlip.CONTINUED_FROM] == {"steps": 6, "exact": True} and record["steps"] == 10
-    # the extended run is now the finished 10-step run: reused as it is
+    # the extended run is now the finished 10-step run: reused as it is, its record still saying how it was made
     _, _, timings = mlip.simulate_all({"LiCl": licl()}, runs(10), 0, tmp_path / "pieces", resume=True)
-    assert timings[0]["reused"] and timings[0]["extended_from_steps"] == 0
+    assert timings[0]["reused"] and (timings[0]["extended_from_steps"], timings[0]["momenta_redrawn"]) == (6, False)
     # not the same run cut shorter (another seed, or shorter than saved): not extended
     identity = json.loads(mlip.run_record_path(run).read_text(encoding="utf-8"))
     identity.pop(mlip.CONTINUED_FROM)
