@@ -25,6 +25,14 @@ def licl() -> Structure:
     return Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.13), ["Li", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
 
 
+def mlip_config(**overrides) -> dict:
+    """md.mlip for simulate_all at test size: the fast engine, 2-step samples, no runs yet."""
+    return {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0, "batch": True,
+            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
+            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 0, "materials": [],
+            "temperatures": [], "steps": 0, "runs_only": [], "runs": [], **overrides}  # fmt: skip
+
+
 def jobs(thermostat: str) -> list[dict]:
     """Three runs of two sizes (8 and 16 atoms), two temperatures, two lengths."""
     specs = [("LiCl", licl(), 600.0, 8), ("LiCl-2x", licl() * (2, 1, 1), 900.0, 12), ("LiCl", licl(), 1200.0, 12)]
@@ -85,11 +93,8 @@ def test_simulate_all_batched_writes_the_standard_run_files(model, tmp_path):
     """The stage path with md.mlip.batch and md.mlip.runs: same files and formats as the ASE loop."""
     from ase.io import read
 
-    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0,
-            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
-            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 0, "materials": [], "temperatures": [],
-            "steps": 0, "runs_only": [], "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 6},
-                                 {"material": "LiCl", "temperature": 900.0, "steps": 4}]}  # fmt: skip
+    base = mlip_config(runs=[{"material": "LiCl", "temperature": 600.0, "steps": 6},
+                             {"material": "LiCl", "temperature": 900.0, "steps": 4}])  # fmt: skip
     out = {}
     for batch in (False, True):
         cfg = OmegaConf.create({**base, "batch": batch})
@@ -109,11 +114,8 @@ def test_simulate_all_batched_writes_the_standard_run_files(model, tmp_path):
 
 def test_resume_reuses_matching_runs_only(model, tmp_path):
     """md.mlip.resume: a finished run with the same record is reused, a changed one re-run, a stale one removed."""
-    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0, "batch": True,
-            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
-            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 0, "materials": [], "temperatures": [],
-            "steps": 0, "runs_only": [], "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 6},
-                                                  {"material": "LiCl", "temperature": 900.0, "steps": 4}]}  # fmt: skip
+    base = mlip_config(runs=[{"material": "LiCl", "temperature": 600.0, "steps": 6},
+                             {"material": "LiCl", "temperature": 900.0, "steps": 4}])  # fmt: skip
     first, _, _ = mlip.simulate_all({"LiCl": licl()}, OmegaConf.create(base), 0, tmp_path, resume=True)
     stale = tmp_path / "LiCl" / "1200K.npz"
     stale.write_bytes(b"from another configuration")
@@ -186,11 +188,7 @@ def test_a_run_restarted_from_its_checkpoint_follows_the_same_trajectory(model, 
 
 def test_a_stopped_stage_continues_its_runs_from_their_checkpoints(model, tmp_path, monkeypatch):
     """md.mlip.resume with checkpoint_interval: the stage stopped mid-run continues where it stopped."""
-    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0, "batch": True,
-            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
-            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 4, "materials": [],
-            "temperatures": [], "steps": 0, "runs_only": [],
-            "runs": [{"material": "LiCl", "temperature": 600.0, "steps": 12}]}  # fmt: skip
+    base = mlip_config(checkpoint_interval=4, runs=[{"material": "LiCl", "temperature": 600.0, "steps": 12}])
     cfg = OmegaConf.create(base)
     uninterrupted, _, timings = mlip.simulate_all({"LiCl": licl()}, cfg, 0, tmp_path / "whole", resume=True)
     assert timings[0]["resumed_after_s"] == 0.0
@@ -243,13 +241,8 @@ def test_wall_clock_adds_earlier_and_interrupted_invocations_once():
 
 def test_a_finished_run_extended_from_its_end_state_is_the_longer_run(model, tmp_path):
     """md.mlip.resume with more steps: a finished run continues from its end state instead of starting afresh."""
-    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0, "batch": True,
-            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
-            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 0, "materials": [],
-            "temperatures": [], "steps": 0, "runs_only": []}  # fmt: skip
-
     def runs(steps: int):
-        return OmegaConf.create(dict(base, runs=[{"material": "LiCl", "temperature": 600.0, "steps": steps}]))
+        return OmegaConf.create(mlip_config(runs=[{"material": "LiCl", "temperature": 600.0, "steps": steps}]))
 
     whole, _, _ = mlip.simulate_all({"LiCl": licl()}, runs(10), 0, tmp_path / "whole", resume=True)
     mlip.simulate_all({"LiCl": licl()}, runs(6), 0, tmp_path / "pieces", resume=True)
@@ -279,13 +272,9 @@ def test_a_finished_run_extended_from_its_end_state_is_the_longer_run(model, tmp
 
 def test_a_finished_run_without_an_end_state_continues_with_fresh_momenta(model, tmp_path):
     """A run saved before end states were kept: its samples stay, the rest is a statistically valid continuation."""
-    base = {"model": "0.3.0", "device": "cpu", "threads": 1, "n_jobs": 1, "timestep_fs": 2.0, "batch": True,
-            "equilibration_steps": 2, "sample_interval": 2, "progress_interval": 4, "thermostat": "bussi",
-            "thermostat_time_fs": 50.0, "supercell_min_length": 0.0, "checkpoint_interval": 4, "materials": [],
-            "temperatures": [], "steps": 0, "runs_only": []}  # fmt: skip
-
     def runs(steps: int):
-        return OmegaConf.create(dict(base, runs=[{"material": "LiCl", "temperature": 900.0, "steps": steps}]))
+        return OmegaConf.create(mlip_config(checkpoint_interval=4,
+                                            runs=[{"material": "LiCl", "temperature": 900.0, "steps": steps}]))
 
     short, _, _ = mlip.simulate_all({"LiCl": licl()}, runs(6), 0, tmp_path, resume=True)
     run = tmp_path / "LiCl" / "900K.npz"
