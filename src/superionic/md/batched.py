@@ -215,6 +215,11 @@ class _System:
         return len(self.symbols)
 
     @property
+    def produced_before(self) -> int:
+        """Production steps earlier invocations ran (0 for a run started here)."""
+        return max(self.start_step - self.equilibration_steps, 0)
+
+    @property
     def total_steps(self) -> int:
         return self.equilibration_steps + self.n_samples * self.sample_interval
 
@@ -271,7 +276,9 @@ def _start(job: Mapping, equilibration_tau_fs: float) -> _System:
 
 # what a checkpoint holds besides the recorded samples: the state at a step boundary
 _STATE_ARRAYS = ("positions", "momenta", "forces", "origin")
-_THERMO_KEYS = ("temperature", "potential_energy", "kinetic_energy")
+THERMO_KEYS = ("temperature", "potential_energy", "kinetic_energy")
+# a finished run's end state: its state at the last step without the samples, which its run files hold
+END_STATE_KEYS = ("step", "energy", "elapsed_s", "rng_state", *_STATE_ARRAYS)
 
 
 def checkpoint_state(s: _System) -> dict[str, np.ndarray]:
@@ -291,7 +298,7 @@ def checkpoint_state(s: _System) -> dict[str, np.ndarray]:
         "extended_wall_s": np.array(s.extended_wall_s),
         "rng_state": np.array(json.dumps(s.rng.bit_generator.state)),
         **{k: getattr(s, k) for k in _STATE_ARRAYS},
-        "displacements": s.disp[:, : i + 1], **{f"thermo_{k}": s.thermo[k][: i + 1] for k in _THERMO_KEYS},
+        "displacements": s.disp[:, : i + 1], **{f"thermo_{k}": s.thermo[k][: i + 1] for k in THERMO_KEYS},
     }  # fmt: skip
 
 
@@ -325,9 +332,10 @@ def _restore(s: _System, state: Mapping[str, np.ndarray]) -> None:
         setattr(s, k, np.array(state[k], dtype=np.float64) if k in state else None)
     if s.momenta is None:
         p = s.rng.standard_normal(s.positions.shape) * np.sqrt(s.masses * units.kB * s.temperature)
-        s.momenta = p - s.masses * p.sum(axis=0) / s.masses.sum()  # no centre-of-mass drift, as Stationary
+        # centre-of-mass momentum removed; unlike ASE's Stationary, no rescaling to the exact temperature
+        s.momenta = p - s.masses * p.sum(axis=0) / s.masses.sum()
     s.disp[:, : i + 1] = state["displacements"]
-    for k in _THERMO_KEYS:
+    for k in THERMO_KEYS:
         s.thermo[k][: i + 1] = state[f"thermo_{k}"]
     s.earlier_wall_s = float(state["elapsed_s"])
     s.extended_wall_s = float(state.get("extended_wall_s", 0.0))
@@ -377,7 +385,7 @@ def _after_step(s: _System) -> None:
     _record(s, i)
     if produced >= s.next_report or i == s.n_samples:
         line = progress_line(s.label, produced, s.n_samples * s.sample_interval, time.perf_counter() - s.started,
-                             resumed_at=(max(s.start_step - s.equilibration_steps, 0), s.earlier_wall_s))  # fmt: skip
+                             resumed_at=(s.produced_before, s.earlier_wall_s))  # fmt: skip
         log.info("%s, T %.0f K, E_pot %.3f eV", line, s.thermo["temperature"][i], s.thermo["potential_energy"][i])
         s.next_report = (produced // s.progress_interval + 1) * s.progress_interval
 
@@ -389,7 +397,7 @@ def _share(s: _System, elapsed_s: float, atom_steps: int) -> float:
     The loop also ran equilibration steps; a run's timing, like run_nvt's,
     covers its production steps only.
     """
-    produced_here = s.n_samples * s.sample_interval - max(s.start_step - s.equilibration_steps, 0)
+    produced_here = s.n_samples * s.sample_interval - s.produced_before
     return elapsed_s / max(atom_steps, 1) * produced_here * s.n_atoms + s.earlier_wall_s
 
 
@@ -421,7 +429,8 @@ def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equ
                     on_checkpoint: Callable[[int, dict], None] | None = None):  # fmt: skip
     """Run every job (the keyword arguments of :func:`~superionic.md.mlip.run_nvt`, plus
     ``structure``) together; returns ``(trajectory, thermo, timing)`` per job, in order.
-    ``on_done(index, result, end_state)`` is called as each run finishes (to save it at once).
+    ``on_done(index, result, end_state)`` is called as each run finishes (to save it at once;
+    ``end_state`` holds :data:`END_STATE_KEYS`).
 
     A job with ``checkpoint_interval`` > 0 hands its :func:`checkpoint_state` to
     ``on_checkpoint(index, state)`` every that many production steps; a job
@@ -473,6 +482,7 @@ def run_nvt_batched(jobs: Sequence[Mapping], potential: BatchedPotential, *, equ
             results[id(s)] = _result(s, _share(s, time.perf_counter() - start, done_atom_steps(s)))
             if on_done is not None:
                 # the run's production wall time (its share of the batch), as its timing says
-                end = checkpoint_state(s) | {"elapsed_s": np.array(results[id(s)][2].wall_s)}
+                end = {k: v for k, v in checkpoint_state(s).items() if k in END_STATE_KEYS}
+                end["elapsed_s"] = np.array(results[id(s)][2].wall_s)
                 on_done(next(i for i, x in enumerate(systems) if x is s), results[id(s)], end)
     return [results[id(s)] for s in systems]

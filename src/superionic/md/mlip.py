@@ -39,6 +39,7 @@ from superionic.io import write_csv, write_json, write_npz
 from superionic.md import plots
 from superionic.md import tables as T
 from superionic.md.analysis import REASON_UNSTABLE, Trajectory
+from superionic.md.batched import THERMO_KEYS
 from superionic.config import Device, Thermostat
 from superionic.md.io import load_trajectory, run_file_paths, save_run_files, starting_structures
 from superionic.stage import StageResult, format_duration, progress_line, stage  # noqa: F401 (md API)
@@ -53,8 +54,6 @@ METRICS_JSON = f"{MLIP_DIR}/mlip_metrics.json"
 TIMING_JSON = "mlip_timing.json"
 FIGURE = f"{MLIP_DIR}/mlip_arrhenius.png"
 TRAJ_DIR = "mlip"
-# what a finished run's end state keeps: the state at its last step, not its samples
-END_STATE_KEYS = ("step", "energy", "elapsed_s", "rng_state", "positions", "momenta", "forces", "origin")
 # key of a run record (outside the run's identity) naming the shorter finished run it extends
 CONTINUED_FROM = "continued_from"
 
@@ -145,9 +144,11 @@ def supercell_for(structure: Structure, min_length: float) -> Structure:
     return structure * scale
 
 
-def run_seed(seed: int, material: str, temperature: float) -> np.random.Generator:
-    """RNG of one run, independent of run order (seed, material, T)."""
-    ss = np.random.SeedSequence(entropy=seed, spawn_key=(zlib.crc32(material.encode()), int(round(temperature))))
+def run_seed(seed: int, material: str, temperature: float, *stream: int) -> np.random.Generator:
+    """RNG of one run, independent of run order (seed, material, T); ``stream`` picks another
+    independent stream of the same run (:func:`continuation_rng`)."""
+    ss = np.random.SeedSequence(entropy=seed, spawn_key=(zlib.crc32(material.encode()), int(round(temperature)),
+                                                         *stream))  # fmt: skip
     return np.random.default_rng(ss)
 
 
@@ -445,7 +446,7 @@ def _simulate_batch(jobs: list[dict]) -> list[tuple[Trajectory, dict[str, np.nda
     def done(i: int, result: tuple, end_state: dict) -> None:
         _save_run(targets[i], result)
         # the samples are in the run's files (a longer run rebuilds them from there, float32 as stored)
-        _save_checkpoint(targets[i], {k: v for k, v in end_state.items() if k in END_STATE_KEYS}, end=True)
+        _save_checkpoint(targets[i], end_state, end=True)
         checkpoint_path(Path(targets[i][0])).unlink(missing_ok=True)
 
     return run_nvt_batched(jobs, _WORKER["potential"], equilibration_tau_fs=EQUILIBRATION_TAU_FS, on_done=done,
@@ -647,10 +648,7 @@ def end_state_path(npz_path: Path) -> Path:
 def continuation_rng(identity: Mapping, from_steps: int) -> np.random.Generator:
     """The random stream of a run continued past ``from_steps`` without an end state: not the run's
     own stream (:func:`run_seed`), whose draws the first part already used."""
-    ss = np.random.SeedSequence(entropy=int(identity["seed"]),
-                                spawn_key=(zlib.crc32(str(identity["material"]).encode()),
-                                           int(round(float(identity["temperature"]))), int(from_steps)))  # fmt: skip
-    return np.random.default_rng(ss)
+    return run_seed(int(identity["seed"]), str(identity["material"]), float(identity["temperature"]), int(from_steps))
 
 
 def extension_state(npz_path: Path, identity: dict, previous_wall_s: Mapping[str, float] | None):
@@ -663,10 +661,9 @@ def extension_state(npz_path: Path, identity: dict, previous_wall_s: Mapping[str
     with momenta drawn afresh (:func:`superionic.md.batched._restore`) and a
     random stream of its own (:func:`continuation_rng`).
     """
-    record = run_record_path(npz_path)
     if not all(p.exists() for p in run_files(npz_path)):
         return None
-    saved = _identity_of(json.loads(record.read_text(encoding="utf-8")))
+    saved = _identity_of(load_record(npz_path))
     interval = int(identity["sample_interval"])
     old_steps = int(saved.get("steps", 0)) // interval * interval
     if ({k: v for k, v in saved.items() if k != "steps"} != {k: v for k, v in identity.items() if k != "steps"}
@@ -677,7 +674,7 @@ def extension_state(npz_path: Path, identity: dict, previous_wall_s: Mapping[str
         return None
     wall = float((previous_wall_s or {}).get(traj.source, 0.0))
     samples = {"displacements": traj.displacements,
-               **{f"thermo_{k}": thermo[k] for k in ("temperature", "potential_energy", "kinetic_energy")}}  # fmt: skip
+               **{f"thermo_{k}": thermo[k] for k in THERMO_KEYS}}  # fmt: skip
     end_path = end_state_path(npz_path)
     if end_path.exists():
         with np.load(end_path) as z:
@@ -719,9 +716,14 @@ def run_identity(job: Mapping, mlip: DictConfig, seed: int) -> dict:
     }  # fmt: skip
 
 
+def load_record(npz_path: Path) -> dict:
+    """A saved run's record: its identity, and ``continued_from`` when it extends a shorter run."""
+    return json.loads(run_record_path(npz_path).read_text(encoding="utf-8"))
+
+
 def saved_continuation(npz_path: Path) -> dict:
     """The ``continued_from`` of a saved run's record: which shorter run it extends ({} if none)."""
-    return json.loads(run_record_path(npz_path).read_text(encoding="utf-8")).get(CONTINUED_FROM, {})
+    return load_record(npz_path).get(CONTINUED_FROM, {})
 
 
 def load_saved_run(npz_path: Path, identity: dict, previous_wall_s: Mapping[str, float] | None):
@@ -729,10 +731,9 @@ def load_saved_run(npz_path: Path, identity: dict, previous_wall_s: Mapping[str,
 
     Its wall time comes from ``previous_wall_s`` (0 when the earlier timing file is gone).
     """
-    record = run_record_path(npz_path)
     if not all(p.exists() for p in run_files(npz_path)):
         return None
-    if _identity_of(json.loads(record.read_text(encoding="utf-8"))) != identity:
+    if _identity_of(load_record(npz_path)) != identity:
         return None
     traj, thermo = load_trajectory(npz_path)
     steps = (traj.n_frames - 1) * identity["sample_interval"]
